@@ -1,0 +1,60 @@
+/**
+ * The in-process event stream between components. Components publish typed events here and
+ * subscribe to the kinds they care about; nobody reaches into another component's internals.
+ * The local API streams the same events to clients (GET /v1/events).
+ */
+import { EventEmitter } from 'node:events';
+
+/** Every event kind and its payload. Components add their kinds here. */
+export interface EventMap {
+  'agent.started': { node: string };
+  'agent.stopping': { node: string; reason: string };
+  'config.reloaded': { node: string; file: string };
+  'config.reload_refused': { node: string; file: string; problems: number };
+  'rpc.peer_refused': { remote: string; reason: string };
+  'member.joined': { name: string; address: string; meta: Record<string, unknown> };
+  'member.updated': { name: string; meta: Record<string, unknown> };
+  'member.suspect': { name: string; incarnation: number; by: string };
+  'member.alive': { name: string; incarnation: number };
+  'member.failed': { name: string; incarnation: number };
+  'member.left': { name: string };
+  'member.reaped': { name: string };
+  'member.maintenance': { name: string; on: boolean; reason?: string };
+  'pools.updated': { version: number; signer: string };
+  'health.changed': { node: string; status: string; previous: string; check?: string };
+}
+
+export type EventKind = keyof EventMap;
+
+export interface BusEvent<K extends EventKind = EventKind> {
+  kind: K;
+  at: number; // ms since epoch
+  data: EventMap[K];
+}
+
+export class EventBus {
+  readonly #emitter = new EventEmitter({ captureRejections: false });
+
+  constructor() {
+    // Many API clients may stream events at once.
+    this.#emitter.setMaxListeners(0);
+  }
+
+  publish<K extends EventKind>(kind: K, data: EventMap[K]): void {
+    const ev: BusEvent<K> = { kind, at: Date.now(), data };
+    this.#emitter.emit(kind, ev);
+    this.#emitter.emit('*', ev);
+  }
+
+  /** Subscribe to one kind; returns the unsubscribe function. */
+  on<K extends EventKind>(kind: K, fn: (ev: BusEvent<K>) => void): () => void {
+    this.#emitter.on(kind, fn);
+    return () => this.#emitter.off(kind, fn);
+  }
+
+  /** Subscribe to every event; returns the unsubscribe function. */
+  onAny(fn: (ev: BusEvent) => void): () => void {
+    this.#emitter.on('*', fn);
+    return () => this.#emitter.off('*', fn);
+  }
+}
