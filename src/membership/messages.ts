@@ -1,0 +1,253 @@
+/**
+ * Wire encoding of membership messages. A message is one type byte followed by a msgpack array
+ * (positional fields keep packets small). Several messages share a UDP packet as a compound:
+ *   [7][count u8][len u16be × count][msg...]
+ * Everything decoded from the network is validated field by field; any problem surfaces as a
+ * DecodeError (never another exception), so a hostile packet can only be dropped and counted.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { ALIVE, LEFT, type MemberState } from './state.ts';
+
+export const MsgType = {
+  ping: 0,
+  indirectPing: 1,
+  ack: 2,
+  suspect: 3,
+  alive: 4,
+  dead: 5,
+  pushPull: 6,
+  compound: 7,
+  nack: 9,
+  err: 10,
+} as const;
+
+export interface PingMsg { type: 'ping'; seq: number; target: string; sourceName: string; sourceAddr: string }
+export interface IndirectPingMsg { type: 'indirectPing'; seq: number; target: string; targetAddr: string; nack: boolean; sourceName: string; sourceAddr: string }
+export interface AckMsg { type: 'ack'; seq: number }
+export interface NackMsg { type: 'nack'; seq: number }
+export interface SuspectMsg { type: 'suspect'; incarnation: number; node: string; from: string }
+export interface AliveMsg { type: 'alive'; incarnation: number; node: string; addr: string; meta: Uint8Array; maint: string | null }
+/** from === node means the member left gracefully. */
+export interface DeadMsg { type: 'dead'; incarnation: number; node: string; from: string }
+export interface PushNodeState { name: string; addr: string; meta: Uint8Array; maint: string | null; incarnation: number; state: MemberState }
+export interface PushPullMsg { type: 'pushPull'; join: boolean; states: PushNodeState[] }
+export interface ErrMsg { type: 'err'; message: string }
+
+export type Message = PingMsg | IndirectPingMsg | AckMsg | NackMsg | SuspectMsg | AliveMsg | DeadMsg | PushPullMsg | ErrMsg;
+
+export type DecodeErrorCode = 'empty' | 'unknown_type' | 'malformed' | 'bad_field' | 'too_large' | 'nested_compound';
+
+export class DecodeError extends Error {
+  override name = 'DecodeError';
+  readonly code: DecodeErrorCode;
+  constructor(code: DecodeErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Hard wire limits (the configured metaMaxSize is enforced by Memberlist on top). */
+export const LIMITS = {
+  name: 256,
+  addr: 300,
+  meta: 64 * 1024,
+  maintReason: 256,
+  errMessage: 1024,
+  pushPullStates: 1_000_000,
+  stream: 20 * 1024 * 1024, // memberlist's push/pull cap
+} as const;
+
+/** Bytes a compound adds: type + count, then 2 per part. */
+export const COMPOUND_HEADER_OVERHEAD = 2;
+export const COMPOUND_PART_OVERHEAD = 2;
+const MAX_COMPOUND_PARTS = 255;
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+function frame(type: number, body: unknown[]): Uint8Array {
+  const b = packr.pack(body);
+  const out = new Uint8Array(1 + b.length);
+  out[0] = type;
+  out.set(b, 1);
+  return out;
+}
+
+export function encode(m: Message): Uint8Array {
+  switch (m.type) {
+    case 'ping': return frame(MsgType.ping, [m.seq, m.target, m.sourceName, m.sourceAddr]);
+    case 'indirectPing': return frame(MsgType.indirectPing, [m.seq, m.target, m.targetAddr, m.nack, m.sourceName, m.sourceAddr]);
+    case 'ack': return frame(MsgType.ack, [m.seq]);
+    case 'nack': return frame(MsgType.nack, [m.seq]);
+    case 'suspect': return frame(MsgType.suspect, [m.incarnation, m.node, m.from]);
+    case 'alive': return frame(MsgType.alive, [m.incarnation, m.node, m.addr, m.meta, m.maint]);
+    case 'dead': return frame(MsgType.dead, [m.incarnation, m.node, m.from]);
+    case 'pushPull': {
+      const rows = m.states.map((s) => [s.name, s.addr, s.meta, s.maint, s.incarnation, s.state]);
+      return frame(MsgType.pushPull, [m.join, rows]);
+    }
+    case 'err': return frame(MsgType.err, [m.message]);
+  }
+}
+
+/** Pack already-encoded messages into one compound message (or return the single one). */
+export function encodeCompound(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  if (parts.length === 0 || parts.length > MAX_COMPOUND_PARTS) throw new RangeError(`compound needs 1..${MAX_COMPOUND_PARTS} parts, got ${parts.length}`);
+  let total = COMPOUND_HEADER_OVERHEAD + COMPOUND_PART_OVERHEAD * parts.length;
+  for (const p of parts) {
+    if (p.length > 0xffff) throw new RangeError(`compound part too large: ${p.length} bytes`);
+    total += p.length;
+  }
+  const out = new Uint8Array(total);
+  out[0] = MsgType.compound;
+  out[1] = parts.length;
+  let o = 2;
+  for (const p of parts) {
+    out[o++] = p.length >> 8;
+    out[o++] = p.length & 0xff;
+  }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+// ---- validation helpers: each throws DecodeError naming the field ----
+
+function bad(field: string, why: string): never {
+  throw new DecodeError('bad_field', `${field}: ${why}`);
+}
+
+function uint(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) bad(field, 'expected a non-negative integer');
+  return v;
+}
+
+function str(v: unknown, field: string, max: number, allowEmpty = false): string {
+  if (typeof v !== 'string') bad(field, 'expected a string');
+  if (!allowEmpty && v.length === 0) bad(field, 'must not be empty');
+  if (v.length > max) bad(field, `longer than ${max}`);
+  return v;
+}
+
+function bin(v: unknown, field: string, max: number): Uint8Array {
+  if (!(v instanceof Uint8Array)) bad(field, 'expected bytes');
+  if (v.length > max) bad(field, `larger than ${max} bytes`);
+  // Copy: the decoder may hand out views into a reused buffer.
+  return new Uint8Array(v);
+}
+
+function bool(v: unknown, field: string): boolean {
+  if (typeof v !== 'boolean') bad(field, 'expected a boolean');
+  return v;
+}
+
+function maint(v: unknown, field: string): string | null {
+  if (v === null) return null;
+  return str(v, field, LIMITS.maintReason, true);
+}
+
+function arr(v: unknown, field: string, len: number): unknown[] {
+  if (!Array.isArray(v)) bad(field, 'expected an array');
+  if (v.length !== len) bad(field, `expected ${len} fields, got ${v.length}`);
+  return v;
+}
+
+function body(data: Uint8Array, type: string): unknown {
+  try {
+    return unpackr.unpack(data.subarray(1));
+  } catch (e) {
+    throw new DecodeError('malformed', `${type}: invalid msgpack (${(e as Error).message})`);
+  }
+}
+
+function decodeOne(data: Uint8Array): Message {
+  if (data.length === 0) throw new DecodeError('empty', 'empty message');
+  const t = data[0];
+  switch (t) {
+    case MsgType.ping: {
+      const a = arr(body(data, 'ping'), 'ping', 4);
+      return { type: 'ping', seq: uint(a[0], 'ping.seq'), target: str(a[1], 'ping.target', LIMITS.name, true), sourceName: str(a[2], 'ping.sourceName', LIMITS.name), sourceAddr: str(a[3], 'ping.sourceAddr', LIMITS.addr) };
+    }
+    case MsgType.indirectPing: {
+      const a = arr(body(data, 'indirectPing'), 'indirectPing', 6);
+      return {
+        type: 'indirectPing', seq: uint(a[0], 'indirectPing.seq'), target: str(a[1], 'indirectPing.target', LIMITS.name),
+        targetAddr: str(a[2], 'indirectPing.targetAddr', LIMITS.addr), nack: bool(a[3], 'indirectPing.nack'),
+        sourceName: str(a[4], 'indirectPing.sourceName', LIMITS.name), sourceAddr: str(a[5], 'indirectPing.sourceAddr', LIMITS.addr),
+      };
+    }
+    case MsgType.ack: {
+      const a = arr(body(data, 'ack'), 'ack', 1);
+      return { type: 'ack', seq: uint(a[0], 'ack.seq') };
+    }
+    case MsgType.nack: {
+      const a = arr(body(data, 'nack'), 'nack', 1);
+      return { type: 'nack', seq: uint(a[0], 'nack.seq') };
+    }
+    case MsgType.suspect: {
+      const a = arr(body(data, 'suspect'), 'suspect', 3);
+      return { type: 'suspect', incarnation: uint(a[0], 'suspect.incarnation'), node: str(a[1], 'suspect.node', LIMITS.name), from: str(a[2], 'suspect.from', LIMITS.name) };
+    }
+    case MsgType.alive: {
+      const a = arr(body(data, 'alive'), 'alive', 5);
+      return {
+        type: 'alive', incarnation: uint(a[0], 'alive.incarnation'), node: str(a[1], 'alive.node', LIMITS.name),
+        addr: str(a[2], 'alive.addr', LIMITS.addr), meta: bin(a[3], 'alive.meta', LIMITS.meta), maint: maint(a[4], 'alive.maint'),
+      };
+    }
+    case MsgType.dead: {
+      const a = arr(body(data, 'dead'), 'dead', 3);
+      return { type: 'dead', incarnation: uint(a[0], 'dead.incarnation'), node: str(a[1], 'dead.node', LIMITS.name), from: str(a[2], 'dead.from', LIMITS.name) };
+    }
+    case MsgType.pushPull: {
+      const a = arr(body(data, 'pushPull'), 'pushPull', 2);
+      const join = bool(a[0], 'pushPull.join');
+      const rows = a[1];
+      if (!Array.isArray(rows)) bad('pushPull.states', 'expected an array');
+      if (rows.length > LIMITS.pushPullStates) throw new DecodeError('too_large', `pushPull: ${rows.length} states`);
+      const states: PushNodeState[] = new Array<PushNodeState>(rows.length);
+      for (let i = 0; i < rows.length; i++) {
+        const f = `pushPull.states[${i}]`;
+        const r = arr(rows[i], f, 6);
+        const st = uint(r[5], `${f}.state`);
+        if (st < ALIVE || st > LEFT) bad(`${f}.state`, `unknown state ${st}`);
+        states[i] = {
+          name: str(r[0], `${f}.name`, LIMITS.name), addr: str(r[1], `${f}.addr`, LIMITS.addr), meta: bin(r[2], `${f}.meta`, LIMITS.meta),
+          maint: maint(r[3], `${f}.maint`), incarnation: uint(r[4], `${f}.incarnation`), state: st as MemberState,
+        };
+      }
+      return { type: 'pushPull', join, states };
+    }
+    case MsgType.err: {
+      const a = arr(body(data, 'err'), 'err', 1);
+      return { type: 'err', message: str(a[0], 'err.message', LIMITS.errMessage, true) };
+    }
+    case MsgType.compound:
+      throw new DecodeError('nested_compound', 'compound inside compound');
+    default:
+      throw new DecodeError('unknown_type', `unknown message type ${String(t)}`);
+  }
+}
+
+/** Decode one datagram or stream payload; a compound yields its parts in order. */
+export function decode(data: Uint8Array): Message[] {
+  if (data.length === 0) throw new DecodeError('empty', 'empty packet');
+  if (data[0] !== MsgType.compound) return [decodeOne(data)];
+  if (data.length < COMPOUND_HEADER_OVERHEAD) throw new DecodeError('malformed', 'compound: truncated header');
+  const n = data[1] as number;
+  if (n === 0) throw new DecodeError('malformed', 'compound: zero parts');
+  let o = 2 + 2 * n;
+  if (data.length < o) throw new DecodeError('malformed', `compound: truncated length table (${n} parts)`);
+  const out: Message[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = ((data[2 + 2 * i] as number) << 8) | (data[3 + 2 * i] as number);
+    if (o + len > data.length) throw new DecodeError('malformed', `compound: part ${i} (${len} bytes) runs past the end`);
+    out.push(decodeOne(data.subarray(o, o + len)));
+    o += len;
+  }
+  if (o !== data.length) throw new DecodeError('malformed', `compound: ${data.length - o} trailing bytes`);
+  return out;
+}
