@@ -1,0 +1,136 @@
+/**
+ * patch(): the receiver side. Rebuilds the new file from the basis and a DeltaOp stream into a
+ * temp file next to the target, checks size and SHA-256 against the END op, then fsyncs and
+ * renames over the target (atomic replace) and fsyncs the directory. On any failure the temp
+ * file is removed and the target is left untouched.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { open, rename, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { FileSyncError } from '../errors.ts';
+import { MAX_FILE_SIZE, MAX_LITERAL } from './limits.ts';
+import type { DeltaOp, Signature } from './types.ts';
+import { checkSignature } from './validate.ts';
+
+export interface PatchOptions {
+  /** Permission bits of the new file (applied before the rename). Default 0o644 & ~umask. */
+  mode?: number;
+  /** Refuse to write more than this many bytes (a peer could otherwise fill the disk). */
+  maxSize?: number;
+}
+
+export interface PatchResult {
+  size: number;
+  sha256: Uint8Array;
+}
+
+/** Temp-file prefix; the scanner always ignores names starting with it. */
+export const TEMP_PREFIX = '.multiall.';
+export const TEMP_SUFFIX = '.tmp';
+
+export function tempPathFor(target: string): string {
+  // Bounded so that a 255-byte target name still yields a legal temp name.
+  const base = basename(target).slice(0, 100);
+  return join(dirname(target), `${TEMP_PREFIX}${base}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
+}
+
+async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) {
+    const { bytesWritten } = await fh.write(data, off, data.length - off);
+    off += bytesWritten;
+  }
+}
+
+/**
+ * @param basis path of the file the signature was made from, or null when there is none (then
+ *   only literal ops are acceptable)
+ * @param sig the signature the sender computed `ops` against
+ */
+export async function patch(
+  basis: string | null,
+  ops: AsyncIterable<DeltaOp> | Iterable<DeltaOp>,
+  outFile: string,
+  sig: Signature,
+  opts: PatchOptions = {},
+): Promise<PatchResult> {
+  checkSignature(sig);
+  const maxSize = opts.maxSize ?? MAX_FILE_SIZE;
+  const bs = sig.blockSize;
+  const nBlocks = sig.weak.length;
+  const tmp = tempPathFor(outFile);
+  let base: FileHandle | null = null;
+  let out: FileHandle | null = null;
+  try {
+    if (basis !== null) {
+      base = await open(basis, 'r');
+      const st = await base.stat();
+      if (st.size !== sig.fileSize) {
+        throw new FileSyncError('E_DELTA', `basis ${basis} is ${st.size} bytes, signature says ${sig.fileSize}: it changed since`);
+      }
+    }
+    out = await open(tmp, 'wx', opts.mode ?? 0o644);
+    const sha = createHash('sha256');
+    const copyBuf = new Uint8Array(Math.max(bs, 1 << 20));
+    let written = 0;
+    let end: { size: number; sha256: Uint8Array } | null = null;
+    for await (const op of ops) {
+      if (end !== null) throw new FileSyncError('E_DELTA', `op '${op.type}' after end`);
+      if (op.type === 'literal') {
+        if (op.data.length === 0 || op.data.length > MAX_LITERAL) throw new FileSyncError('E_DELTA', `literal of ${op.data.length} bytes`);
+        if (written + op.data.length > maxSize) throw new FileSyncError('E_DELTA', `output exceeds ${maxSize} bytes`);
+        sha.update(op.data);
+        await writeAll(out, op.data);
+        written += op.data.length;
+      } else if (op.type === 'copy') {
+        if (base === null) throw new FileSyncError('E_DELTA', 'copy op without a basis file');
+        if (!Number.isSafeInteger(op.start) || !Number.isSafeInteger(op.count) || op.start < 0 || op.count < 1 || op.start + op.count > nBlocks) {
+          throw new FileSyncError('E_DELTA', `copy of blocks [${op.start}, +${op.count}) outside the ${nBlocks} basis blocks`);
+        }
+        let pos = op.start * bs;
+        const stop = Math.min((op.start + op.count) * bs, sig.fileSize);
+        if (written + (stop - pos) > maxSize) throw new FileSyncError('E_DELTA', `output exceeds ${maxSize} bytes`);
+        while (pos < stop) {
+          const want = Math.min(copyBuf.length, stop - pos);
+          const { bytesRead } = await base.read(copyBuf, 0, want, pos);
+          if (bytesRead === 0) throw new FileSyncError('E_DELTA', `basis ${basis} shrank while patching`);
+          const chunk = copyBuf.subarray(0, bytesRead);
+          sha.update(chunk);
+          await writeAll(out, chunk);
+          pos += bytesRead;
+          written += bytesRead;
+        }
+      } else if (op.type === 'end') {
+        end = op;
+      } else {
+        throw new FileSyncError('E_DELTA', `unknown op ${JSON.stringify((op as { type: unknown }).type)}`);
+      }
+    }
+    if (end === null) throw new FileSyncError('E_DELTA', 'op stream ended without an end op');
+    const digest = new Uint8Array(sha.digest());
+    if (end.size !== written) throw new FileSyncError('E_PATCH_HASH', `rebuilt ${written} bytes, sender announced ${end.size}`);
+    if (Buffer.compare(digest, end.sha256) !== 0) throw new FileSyncError('E_PATCH_HASH', 'rebuilt file SHA-256 differs from the sender\'s');
+    if (opts.mode !== undefined) await out.chmod(opts.mode); // exact bits, umask not applied
+    await out.sync();
+    await out.close();
+    out = null;
+    await rename(tmp, outFile);
+    // Make the rename itself durable.
+    const dir = await open(dirname(outFile), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    return { size: written, sha256: digest };
+  } catch (err) {
+    if (out !== null) await out.close().catch(() => undefined);
+    out = null;
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  } finally {
+    if (out !== null) await out.close();
+    if (base !== null) await base.close();
+  }
+}
