@@ -27,16 +27,24 @@ export async function* delta(sig: Signature, src: ByteSource): AsyncGenerator<De
   // A short last block can only match at the very end of the new file: keep it out of the table.
   const nFull = n === 0 ? 0 : lastLen === bs ? n : n - 1;
 
-  // Chained hash table on weak sums (typed arrays: no per-entry objects).
-  let bits = 4;
-  while (1 << bits < nFull * 2) bits++;
+  // Chained hash table on weak sums (typed arrays: no per-entry objects), fronted by a bitmap
+  // ~32x larger than the block count so most non-matching positions cost one bit test.
+  const weakI = new Int32Array(weakArr.buffer, weakArr.byteOffset, weakArr.length); // signed view: no >>> 0 in the loop
+  let bits = 10;
+  while (bits < 26 && 1 << bits < nFull * 32) bits++;
+  let headBits = 4;
+  while (1 << headBits < nFull * 2) headBits++;
+  headBits = Math.min(headBits, bits);
   const shift = 32 - bits;
-  const heads = new Int32Array(1 << bits).fill(-1);
+  const headShift = bits - headBits;
+  const bitmap = new Int32Array(Math.max(1, (1 << bits) >>> 5));
+  const heads = new Int32Array(1 << headBits).fill(-1);
   const next = new Int32Array(Math.max(nFull, 1));
   for (let i = nFull - 1; i >= 0; i--) {
-    const h = Math.imul(weakArr[i]!, 0x9e3779b1) >>> shift;
-    next[i] = heads[h]!;
-    heads[h] = i; // inserted backwards so chains list lower block indices first
+    const h = Math.imul(weakI[i]!, 0x9e3779b1) >>> shift;
+    bitmap[h >>> 5]! |= 1 << (h & 31);
+    next[i] = heads[h >>> headShift]!;
+    heads[h >>> headShift] = i; // inserted backwards so chains list lower block indices first
   }
 
   const strongHash = await createBlockHasher();
@@ -111,22 +119,24 @@ export async function* delta(sig: Signature, src: ByteSource): AsyncGenerator<De
         s2 = w >>> 16;
         haveSum = true;
       }
-      const last = len - bs;
+      // One bound for the hot loop: end of buffered data or literal chunk full.
+      const stopAt = Math.min(len - bs, lit + MAX_LITERAL);
       let p = pos;
       let found = -1;
       const want = pendCount > 0 ? pendStart + pendCount : -1;
       for (;;) {
-        const w = (s1 | (s2 << 16)) >>> 0;
-        let i = heads[Math.imul(w, 0x9e3779b1) >>> shift]!;
-        if (i >= 0) {
+        const w = s1 | (s2 << 16);
+        const h = Math.imul(w, 0x9e3779b1) >>> shift;
+        if ((bitmap[h >>> 5]! & (1 << (h & 31))) !== 0) {
           let digest: Uint8Array | null = null;
           // Prefer the block following the previous match: keeps COPY ranges coalesced.
-          if (want >= 0 && want < nFull && weakArr[want] === w) {
+          if (want >= 0 && want < nFull && weakI[want] === w) {
             digest = strongHash(buf.subarray(p, p + bs));
             if (strongEq(want, digest)) found = want;
           }
+          let i = heads[h >>> headShift]!;
           while (found < 0 && i >= 0) {
-            if (weakArr[i] === w) {
+            if (weakI[i] === w) {
               digest ??= strongHash(buf.subarray(p, p + bs));
               if (strongEq(i, digest)) found = i;
             }
@@ -134,7 +144,7 @@ export async function* delta(sig: Signature, src: ByteSource): AsyncGenerator<De
           }
           if (found >= 0) break;
         }
-        if (p >= last || p - lit >= MAX_LITERAL) break;
+        if (p >= stopAt) break;
         const out = buf[p]!;
         s1 = (s1 - out + buf[p + bs]!) & 0xffff;
         s2 = (s2 - bs * out + s1) & 0xffff;
