@@ -1,0 +1,903 @@
+/**
+ * Memberlist: SWIM failure detection + Lifeguard + infection-style dissemination + push/pull
+ * anti-entropy, modelled on hashicorp/memberlist (state.go, net.go). One instance per agent.
+ *
+ * Public interface: new Memberlist(opts) → start() → join(seeds) … leave(ms) → shutdown();
+ * members(), localMember(), setMeta(), setMaintenance(), keyring, stats(); events via the
+ * EventBus (`member.*`) and/or the onEvent callback.
+ * Depends on: an injected Clock and Transport (real UDP/TCP in net-udp.ts, simulated in sim.ts),
+ * and the per-concern modules next to it (state, suspicion, awareness, broadcast, messages, keyring).
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import type { Logger } from '../log/logger.ts';
+import { silentLogger } from '../log/logger.ts';
+import type { EventBus } from '../events/bus.ts';
+import { formatAddr, parseAddr } from './addr.ts';
+import { Awareness } from './awareness.ts';
+import { BroadcastQueue } from './broadcast.ts';
+import { realClock, type Clock, type TimerHandle } from './clock.ts';
+import {
+  lanConfig, pushPullScale, retransmitLimit, suspicionTimeout, validateConfig, ConfigError, type MembershipConfig,
+} from './config.ts';
+import { ENCRYPTION_OVERHEAD, Keyring } from './keyring.ts';
+import {
+  COMPOUND_HEADER_OVERHEAD, COMPOUND_PART_OVERHEAD, DecodeError, LIMITS, decode, encode, encodeCompound,
+  type AliveMsg, type DeadMsg, type IndirectPingMsg, type Message, type PingMsg, type PushNodeState, type SuspectMsg,
+} from './messages.ts';
+import {
+  ALIVE, DEAD, LEFT, SUSPECT, MemberTable, STATE_NAMES, aliveOverrides, deadApplies, suspectApplies,
+  type MemberStateName, type NodeState,
+} from './state.ts';
+import { Suspicion } from './suspicion.ts';
+import type { Transport, TransportHandler } from './transport.ts';
+import { UdpTransport } from './net-udp.ts';
+
+export interface MemberInfo {
+  name: string;
+  addr: string;
+  state: MemberStateName;
+  incarnation: number;
+  meta: Record<string, unknown>;
+  maintenance: { on: boolean; reason?: string };
+  /** Clock time (ms) of the last state change. */
+  stateChangedAt: number;
+}
+
+export type MemberEventKind = 'joined' | 'updated' | 'suspect' | 'alive' | 'failed' | 'left' | 'reaped' | 'maintenance';
+
+export interface MemberEvent {
+  kind: MemberEventKind;
+  member: MemberInfo;
+  /** For 'suspect': who accused. */
+  by?: string;
+}
+
+export interface MemberlistOptions {
+  /** Unique, stable member name (e.g. hostname). Same name after restart = same member. */
+  name: string;
+  /** Address to bind (real transport). Default 0.0.0.0. */
+  bindAddr?: string;
+  /** Address others should use to reach us (NAT, multi-homed). Default: bindAddr. */
+  advertiseAddr?: string;
+  /** Gossip port (UDP + TCP). Default 7946; 0 = ephemeral (tests). */
+  port?: number;
+  /** Full config (see config.ts: lanConfig/wanConfig/localConfig) or overrides of LAN. */
+  config?: Partial<MembershipConfig>;
+  /** Enables encryption. Keyring instance or base64 keys (first = primary). */
+  keyring?: Keyring | string[];
+  /** Drop unencrypted/unauthenticated incoming packets (default true when a keyring is set). */
+  verifyIncoming?: boolean;
+  /** Encrypt outgoing packets (default true when a keyring is set; false eases a plaintext→encrypted upgrade). */
+  verifyOutgoing?: boolean;
+  meta?: Record<string, unknown>;
+  clock?: Clock;
+  transport?: Transport;
+  logger?: Logger;
+  bus?: EventBus;
+  onEvent?: (ev: MemberEvent) => void;
+  /** Random source (seeded in simulations for reproducibility). */
+  rand?: () => number;
+}
+
+export interface MemberlistStats {
+  members: { alive: number; suspect: number; dead: number; left: number };
+  healthScore: number;
+  incarnation: number;
+  packetsSent: number;
+  packetsReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Packets dropped because no installed key authenticated them (or plaintext while verifying). */
+  authFailures: number;
+  /** Packets dropped because they did not decode (DecodeError). */
+  decodeErrors: number;
+  probes: number;
+  indirectProbes: number;
+  tcpFallbacks: number;
+  probeFailures: number;
+  suspicionsRaised: number;
+  refutes: number;
+  pushPulls: number;
+  broadcastQueue: number;
+  broadcastsDropped: number;
+}
+
+export class MemberlistError extends Error {
+  override name = 'MemberlistError';
+}
+
+export class MetaTooLargeError extends MemberlistError {
+  override name = 'MetaTooLargeError';
+}
+
+export class JoinError extends MemberlistError {
+  override name = 'JoinError';
+  readonly errors: { seed: string; error: string }[];
+  constructor(errors: { seed: string; error: string }[]) {
+    super(`join failed: no seed reachable (${errors.map((e) => `${e.seed}: ${e.error}`).join('; ')})`);
+    this.errors = errors;
+  }
+}
+
+const metaPackr = new Packr({ useRecords: false });
+const metaUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+const EMPTY = new Uint8Array(0);
+const NAME_RE = /^[^\s\p{Cc}]{1,256}$/u;
+
+interface AckHandler {
+  ack: () => void;
+  nack: () => void;
+  timer: TimerHandle;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export class Memberlist {
+  readonly name: string;
+  readonly config: MembershipConfig;
+  readonly keyring: Keyring | null;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #bus: EventBus | undefined;
+  readonly #onEvent: ((ev: MemberEvent) => void) | undefined;
+  readonly #rand: () => number;
+  readonly #transport: Transport;
+  readonly #table: MemberTable;
+  readonly #awareness: Awareness;
+  readonly #broadcasts: BroadcastQueue;
+  readonly #suspicions = new Map<string, Suspicion>();
+  readonly #acks = new Map<number, AckHandler>();
+  readonly #verifyIncoming: boolean;
+  readonly #verifyOutgoing: boolean;
+  readonly #aad: Uint8Array | undefined;
+  #metaBytes: Uint8Array;
+  #maint: string | null = null;
+  #addr = '';
+  #self: NodeState | null = null;
+  #incarnation = 0;
+  #seq = 0;
+  #running = false;
+  #leaving = false;
+  #seeds: string[] = [];
+  #timers: { probe?: TimerHandle; gossip?: TimerHandle; pushPull?: TimerHandle; reap?: TimerHandle; reconnect?: TimerHandle } = {};
+  readonly #metaCache = new WeakMap<Uint8Array, Record<string, unknown>>();
+  readonly #s = {
+    packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, authFailures: 0, decodeErrors: 0,
+    probes: 0, indirectProbes: 0, tcpFallbacks: 0, probeFailures: 0, suspicionsRaised: 0, refutes: 0, pushPulls: 0,
+  };
+
+  constructor(opts: MemberlistOptions) {
+    if (typeof opts.name !== 'string' || !NAME_RE.test(opts.name)) {
+      throw new MemberlistError(`member name must be 1..256 printable characters without spaces, got ${JSON.stringify(opts.name)}`);
+    }
+    this.name = opts.name;
+    const cfg = { ...lanConfig(), ...opts.config };
+    for (const k of Object.keys(opts.config ?? {})) {
+      if (!(k in cfg) || !(k in lanConfig())) throw new ConfigError(`membership config: unknown setting ${JSON.stringify(k)}`);
+    }
+    this.config = validateConfig(cfg);
+    this.keyring = opts.keyring === undefined ? null : opts.keyring instanceof Keyring ? opts.keyring : new Keyring(opts.keyring);
+    this.#verifyIncoming = this.keyring !== null && (opts.verifyIncoming ?? true);
+    this.#verifyOutgoing = this.keyring !== null && (opts.verifyOutgoing ?? true);
+    this.#aad = this.config.label !== '' ? Buffer.from(this.config.label, 'utf8') : undefined;
+    this.#clock = opts.clock ?? realClock();
+    this.#log = opts.logger ?? silentLogger();
+    this.#bus = opts.bus;
+    this.#onEvent = opts.onEvent;
+    this.#rand = opts.rand ?? Math.random;
+    this.#table = new MemberTable(this.#rand);
+    this.#awareness = new Awareness(this.config.awarenessMaxMultiplier);
+    this.#broadcasts = new BroadcastQueue(
+      () => retransmitLimit(this.config.retransmitMult, this.#table.liveCount),
+      this.config.maxBroadcastQueue,
+    );
+    this.#metaBytes = this.#encodeMeta(opts.meta ?? {});
+    this.#transport = opts.transport ?? new UdpTransport({
+      bindAddr: opts.bindAddr ?? '0.0.0.0',
+      port: opts.port ?? 7946,
+      advertiseAddr: opts.advertiseAddr,
+      tcpTimeout: this.config.tcpTimeout,
+    });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async start(): Promise<void> {
+    if (this.#running) throw new MemberlistError('already started');
+    const handler: TransportHandler = {
+      onPacket: (from, data) => this.#onPacket(from, data),
+      onRequest: (from, data, reply) => this.#onRequest(from, data, reply),
+    };
+    await this.#transport.start(handler);
+    this.#addr = this.#transport.localAddress();
+    this.#running = true;
+    // Our own entry; announcing it queues an alive broadcast that gossip carries after join.
+    this.#incarnation = 1;
+    this.#aliveNode({ type: 'alive', incarnation: this.#incarnation, node: this.name, addr: this.#addr, meta: this.#metaBytes, maint: this.#maint }, true);
+    this.#self = this.#table.get(this.name) ?? null;
+    // Random initial stagger so members of a cluster started together do not tick in lockstep.
+    const c = this.config;
+    this.#timers.probe = this.#clock.setTimer(this.#rand() * c.probeInterval, () => this.#probeTick());
+    this.#timers.gossip = this.#clock.setTimer(this.#rand() * c.gossipInterval, () => this.#gossipTick());
+    if (c.pushPullInterval > 0) this.#timers.pushPull = this.#clock.setTimer(this.#rand() * c.pushPullInterval, () => this.#pushPullTick());
+    this.#timers.reap = this.#clock.setTimer(c.reapInterval, () => this.#reapTick());
+    if (c.reconnectInterval > 0) this.#timers.reconnect = this.#clock.setTimer(c.reconnectInterval * (0.5 + this.#rand()), () => this.#reconnectTick());
+  }
+
+  /**
+   * Contact seeds ("host[:port]") with a push/pull (retrying each joinRetries times).
+   * Resolves with the number reached; rejects with JoinError if none was.
+   */
+  async join(seeds: string[]): Promise<number> {
+    if (!this.#running) throw new MemberlistError('join before start');
+    const addrs = seeds.map((s) => {
+      const hp = parseAddr(s);
+      return formatAddr(hp.host, hp.port);
+    });
+    for (const a of addrs) if (!this.#seeds.includes(a)) this.#seeds.push(a);
+    const results = await Promise.all(addrs.filter((a) => a !== this.#addr).map((a) => this.#joinOne(a)));
+    const errors = results.filter((r): r is { seed: string; error: string } => r !== null);
+    const ok = results.length - errors.length;
+    if (ok === 0 && results.length > 0) throw new JoinError(errors);
+    return ok;
+  }
+
+  #joinOne(addr: string): Promise<{ seed: string; error: string } | null> {
+    return new Promise((resolve) => {
+      let attempt = 0;
+      const tryOnce = (): void => {
+        attempt++;
+        this.#pushPull(addr, true, (err) => {
+          if (!err) return resolve(null);
+          if (attempt >= this.config.joinRetries || !this.#running) return resolve({ seed: addr, error: err.message });
+          this.#clock.setTimer(this.config.joinRetryBackoff * attempt, tryOnce);
+        });
+      };
+      tryOnce();
+    });
+  }
+
+  /** Broadcast that we leave (others mark us "left", not "failed"); waits until sent or timeout. */
+  async leave(timeoutMs: number): Promise<void> {
+    if (!this.#running || this.#leaving || !this.#self) return;
+    this.#leaving = true;
+    const self = this.#self;
+    const others = this.#table.liveCount > 1;
+    await new Promise<void>((resolve) => {
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        this.#clock.clearTimer(timer);
+        resolve();
+      };
+      const timer = this.#clock.setTimer(timeoutMs, finish);
+      this.#deadNode({ type: 'dead', incarnation: self.incarnation, node: this.name, from: this.name }, finish);
+      if (!others) finish();
+    });
+  }
+
+  async shutdown(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    for (const t of Object.values(this.#timers)) if (t) this.#clock.clearTimer(t);
+    this.#timers = {};
+    for (const s of this.#suspicions.values()) s.stop();
+    this.#suspicions.clear();
+    for (const h of this.#acks.values()) this.#clock.clearTimer(h.timer);
+    this.#acks.clear();
+    this.#broadcasts.reset();
+    await this.#transport.close();
+  }
+
+  get running(): boolean {
+    return this.#running;
+  }
+
+  // ---------------------------------------------------------------- public queries / updates
+
+  members(): MemberInfo[] {
+    return this.#table.all().map((s) => this.#info(s));
+  }
+
+  /** Members in state alive or suspect (the ones other components should use). */
+  liveMembers(): MemberInfo[] {
+    return this.#table.all().filter((s) => s.state === ALIVE || s.state === SUSPECT).map((s) => this.#info(s));
+  }
+
+  member(name: string): MemberInfo | undefined {
+    const s = this.#table.get(name);
+    return s ? this.#info(s) : undefined;
+  }
+
+  localMember(): MemberInfo {
+    if (!this.#self) throw new MemberlistError('not started');
+    return this.#info(this.#self);
+  }
+
+  /** Estimated cluster size (alive + suspect). */
+  numMembers(): number {
+    return this.#table.liveCount;
+  }
+
+  /** Lifeguard health score (0 = healthy). */
+  healthScore(): number {
+    return this.#awareness.score;
+  }
+
+  /** External health penalty, e.g. from event-loop lag (see awareness.ts EventLoopLagMonitor). */
+  setHealthPenalty(p: number): void {
+    this.#awareness.setExternal(p);
+  }
+
+  /** Replace our metadata; spreads as an alive message with a bumped incarnation. */
+  setMeta(meta: Record<string, unknown>): void {
+    this.#metaBytes = this.#encodeMeta(meta);
+    this.#announceSelf();
+  }
+
+  setMaintenance(on: boolean, reason = ''): void {
+    if (reason.length > LIMITS.maintReason) throw new MemberlistError(`maintenance reason longer than ${LIMITS.maintReason} characters`);
+    this.#maint = on ? reason : null;
+    this.#announceSelf();
+  }
+
+  stats(): MemberlistStats {
+    const members = { alive: 0, suspect: 0, dead: 0, left: 0 };
+    for (const s of this.#table.all()) members[STATE_NAMES[s.state]]++;
+    return {
+      members, healthScore: this.#awareness.score, incarnation: this.#incarnation, ...this.#s,
+      broadcastQueue: this.#broadcasts.length, broadcastsDropped: this.#broadcasts.dropped,
+    };
+  }
+
+  /**
+   * Merge a member list as if it came from a push/pull, without rebroadcasting it. Used by the
+   * simulator to start large clusters from a converged view (a 10k-member join storm is not what
+   * it measures) and by tests; the normal path is join().
+   */
+  applyState(states: PushNodeState[]): void {
+    for (const r of states) {
+      if (r.state === ALIVE) this.#aliveNode({ type: 'alive', incarnation: r.incarnation, node: r.name, addr: r.addr, meta: r.meta, maint: r.maint }, false, true);
+    }
+  }
+
+  /** Our view as push/pull rows (what a push/pull sends). */
+  localState(): PushNodeState[] {
+    return this.#table.all().map((s) => ({ name: s.name, addr: s.addr, meta: s.meta, maint: s.maint, incarnation: s.incarnation, state: s.state }));
+  }
+
+  #encodeMeta(meta: Record<string, unknown>): Uint8Array {
+    if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) throw new MemberlistError('meta must be a plain object');
+    let b: Uint8Array;
+    try {
+      b = Uint8Array.from(metaPackr.pack(meta));
+    } catch (e) {
+      throw new MemberlistError(`meta is not encodable: ${(e as Error).message}`);
+    }
+    if (b.length > this.config.metaMaxSize) {
+      throw new MetaTooLargeError(`meta is ${b.length} bytes encoded, limit is ${this.config.metaMaxSize} (config.metaMaxSize)`);
+    }
+    return b;
+  }
+
+  #decodeMeta(b: Uint8Array): Record<string, unknown> {
+    if (b.length === 0) return {};
+    let m = this.#metaCache.get(b);
+    if (!m) {
+      try {
+        const v: unknown = metaUnpackr.unpack(b);
+        m = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+      } catch {
+        m = {};
+      }
+      this.#metaCache.set(b, m);
+    }
+    return m;
+  }
+
+  #info(s: NodeState): MemberInfo {
+    return {
+      name: s.name, addr: s.addr, state: STATE_NAMES[s.state], incarnation: s.incarnation, meta: this.#decodeMeta(s.meta),
+      maintenance: s.maint === null ? { on: false } : { on: true, reason: s.maint }, stateChangedAt: s.stateChange,
+    };
+  }
+
+  #announceSelf(): void {
+    if (!this.#running || !this.#self) return;
+    this.#incarnation++;
+    this.#aliveNode({ type: 'alive', incarnation: this.#incarnation, node: this.name, addr: this.#addr, meta: this.#metaBytes, maint: this.#maint }, true);
+  }
+
+  #emit(kind: MemberEventKind, s: NodeState, by?: string): void {
+    if (!this.#onEvent && !this.#bus) return;
+    const member = this.#info(s);
+    this.#onEvent?.(by === undefined ? { kind, member } : { kind, member, by });
+    const bus = this.#bus;
+    if (!bus) return;
+    switch (kind) {
+      case 'joined': bus.publish('member.joined', { name: s.name, address: s.addr, meta: member.meta }); break;
+      case 'updated': bus.publish('member.updated', { name: s.name, meta: member.meta }); break;
+      case 'suspect': bus.publish('member.suspect', { name: s.name, incarnation: s.incarnation, by: by ?? '' }); break;
+      case 'alive': bus.publish('member.alive', { name: s.name, incarnation: s.incarnation }); break;
+      case 'failed': bus.publish('member.failed', { name: s.name, incarnation: s.incarnation }); break;
+      case 'left': bus.publish('member.left', { name: s.name }); break;
+      case 'reaped': bus.publish('member.reaped', { name: s.name }); break;
+      case 'maintenance': bus.publish('member.maintenance', member.maintenance.reason === undefined ? { name: s.name, on: false } : { name: s.name, on: true, reason: member.maintenance.reason }); break;
+    }
+  }
+
+  // ---------------------------------------------------------------- state machine (memberlist state.go)
+
+  #broadcast(node: string, m: Message, notify?: () => void): void {
+    this.#broadcasts.queue({ key: node, msg: encode(m), notify });
+  }
+
+  /** Apply an alive message. bootstrap = our own announcement; quiet = do not rebroadcast. */
+  #aliveNode(a: AliveMsg, bootstrap: boolean, quiet = false): void {
+    if (this.#leaving && a.node === this.name) return;
+    if (a.meta.length > this.config.metaMaxSize) {
+      this.#log.warn({ member: a.node, size: a.meta.length }, 'dropping alive message: meta over metaMaxSize');
+      return;
+    }
+    const isLocal = a.node === this.name;
+    let s = this.#table.get(a.node);
+    let isNew = false;
+    let updatesAddr = false;
+    if (!s) {
+      // Unknown members start as dead at incarnation 0 so the alive below applies.
+      s = { name: a.node, addr: a.addr, meta: EMPTY, maint: null, incarnation: 0, state: DEAD, stateChange: this.#clock.now() };
+      this.#table.add(s);
+      isNew = true;
+    } else if (s.addr !== a.addr) {
+      // A new address is accepted only for members that are gone (restart elsewhere).
+      const canReclaim = s.state === LEFT || (s.state === DEAD && this.#clock.now() - s.stateChange >= this.config.deadNodeReclaimTime);
+      if (!canReclaim || isLocal) {
+        this.#log.warn({ member: a.node, have: s.addr, got: a.addr }, 'conflicting address for member; ignoring alive message');
+        return;
+      }
+      updatesAddr = true;
+    }
+    if (!isLocal && !isNew && !updatesAddr && !aliveOverrides(s, a.incarnation)) return;
+    if (isLocal && a.incarnation < s.incarnation) return;
+
+    const sus = this.#suspicions.get(a.node);
+    if (sus) {
+      sus.stop();
+      this.#suspicions.delete(a.node);
+    }
+
+    if (!bootstrap && isLocal) {
+      // Someone is gossiping about us. Our own message echoed back is fine; anything else
+      // (older meta, a claim at our incarnation or beyond) is refuted with a newer incarnation.
+      if (a.incarnation === s.incarnation && bytesEqual(a.meta, s.meta) && a.maint === s.maint) return;
+      this.#refute(s, a.incarnation);
+      return;
+    }
+
+    const oldState = s.state;
+    const metaChanged = !bytesEqual(s.meta, a.meta);
+    const maintChanged = s.maint !== a.maint;
+    if (!quiet) this.#broadcast(a.node, a);
+    s.incarnation = a.incarnation;
+    if (metaChanged) s.meta = a.meta.length === 0 ? EMPTY : a.meta;
+    s.maint = a.maint;
+    s.addr = a.addr;
+    this.#table.setState(s, ALIVE, this.#clock.now());
+
+    if (isNew || oldState === DEAD || oldState === LEFT) {
+      if (!isLocal || isNew) this.#emit('joined', s);
+      if (s.maint !== null) this.#emit('maintenance', s);
+      return;
+    }
+    if (oldState === SUSPECT) this.#emit('alive', s);
+    if (metaChanged) this.#emit('updated', s);
+    if (maintChanged) this.#emit('maintenance', s);
+  }
+
+  #suspectNode(m: SuspectMsg): void {
+    const s = this.#table.get(m.node);
+    if (!s || m.incarnation < s.incarnation) return;
+    const existing = this.#suspicions.get(m.node);
+    if (existing) {
+      // An independent confirmation shortens the timer (Lifeguard) and is re-gossiped.
+      if (existing.confirm(m.from)) this.#broadcast(m.node, m);
+      return;
+    }
+    if (!suspectApplies(s, m.incarnation)) return;
+    if (m.node === this.name) {
+      this.#refute(s, m.incarnation);
+      this.#log.warn({ accuser: m.from }, 'refuting a suspicion about ourselves');
+      return;
+    }
+    this.#broadcast(m.node, m);
+    s.incarnation = m.incarnation;
+    this.#table.setState(s, SUSPECT, this.#clock.now());
+    this.#s.suspicionsRaised++;
+
+    const n = this.#table.liveCount;
+    let k = this.config.suspicionMult - 2;
+    // Few members: we can't expect k independent confirmations, so don't wait for them.
+    if (n - 2 < k) k = 0;
+    const min = suspicionTimeout(this.config.suspicionMult, n, this.config.probeInterval);
+    const max = this.config.suspicionMaxTimeoutMult * min;
+    const inc = m.incarnation;
+    const sus = new Suspicion(this.#clock, m.from, k, min, max, () => {
+      if (this.#suspicions.get(m.node) !== sus) return;
+      this.#suspicions.delete(m.node);
+      const cur = this.#table.get(m.node);
+      if (cur && cur.state === SUSPECT && cur.incarnation === inc) {
+        this.#log.info({ member: m.node }, 'suspect has failed, no refutation received');
+        this.#deadNode({ type: 'dead', incarnation: inc, node: m.node, from: this.name });
+      }
+    });
+    this.#suspicions.set(m.node, sus);
+    this.#emit('suspect', s, m.from);
+  }
+
+  #deadNode(d: DeadMsg, notify?: () => void): void {
+    const s = this.#table.get(d.node);
+    if (!s || d.incarnation < s.incarnation) return;
+    const sus = this.#suspicions.get(d.node);
+    if (sus) {
+      sus.stop();
+      this.#suspicions.delete(d.node);
+    }
+    if (!deadApplies(s, d.incarnation)) return;
+    if (d.node === this.name && !this.#leaving) {
+      // We are declared dead while running: refute loudly.
+      this.#refute(s, d.incarnation);
+      return;
+    }
+    this.#broadcast(d.node, d, notify);
+    s.incarnation = d.incarnation;
+    const left = d.node === d.from;
+    this.#table.setState(s, left ? LEFT : DEAD, this.#clock.now());
+    this.#emit(left ? 'left' : 'failed', s);
+  }
+
+  /** Bump our incarnation past the accusation and gossip that we're alive (+1 health score). */
+  #refute(self: NodeState, accusedInc: number): void {
+    this.#incarnation = Math.max(this.#incarnation, accusedInc) + 1;
+    self.incarnation = this.#incarnation;
+    this.#awareness.applyDelta(1);
+    this.#s.refutes++;
+    this.#broadcast(this.name, { type: 'alive', incarnation: this.#incarnation, node: this.name, addr: this.#addr, meta: this.#metaBytes, maint: this.#maint });
+  }
+
+  #mergeState(remote: PushNodeState[]): void {
+    for (const r of remote) {
+      switch (r.state) {
+        case ALIVE:
+          this.#aliveNode({ type: 'alive', incarnation: r.incarnation, node: r.name, addr: r.addr, meta: r.meta, maint: r.maint }, false);
+          break;
+        case LEFT:
+          this.#deadNode({ type: 'dead', incarnation: r.incarnation, node: r.name, from: r.name });
+          break;
+        default:
+          // A remote "dead" only makes us suspect: the member gets a chance to refute to us.
+          this.#suspectNode({ type: 'suspect', incarnation: r.incarnation, node: r.name, from: this.name });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- network I/O
+
+  #wrap(plain: Uint8Array): Uint8Array {
+    return this.#verifyOutgoing && this.keyring ? this.keyring.encrypt(plain, this.#aad) : plain;
+  }
+
+  /** Decrypt (when encryption is on) or null = drop and count. */
+  #unwrap(data: Uint8Array): Uint8Array | null {
+    if (!this.keyring) return data;
+    const plain = this.keyring.decrypt(data, this.#aad);
+    if (plain) return plain;
+    if (this.#verifyIncoming) {
+      this.#s.authFailures++;
+      return null;
+    }
+    return data; // upgrade mode: accept plaintext
+  }
+
+  #rawSend(addr: string, plain: Uint8Array): void {
+    const data = this.#wrap(plain);
+    this.#s.packetsSent++;
+    this.#s.bytesSent += data.length;
+    this.#transport.sendPacket(addr, data);
+  }
+
+  #packetRoom(): number {
+    return this.config.udpBufferSize - (this.#verifyOutgoing ? ENCRYPTION_OVERHEAD : 0);
+  }
+
+  /** Send one message, filling the rest of the packet with queued broadcasts (piggybacking). */
+  #sendMsg(addr: string, m: Message): void {
+    const msg = encode(m);
+    const room = this.#packetRoom() - COMPOUND_HEADER_OVERHEAD - COMPOUND_PART_OVERHEAD - msg.length;
+    const extra = room > 0 ? this.#broadcasts.getBroadcasts(COMPOUND_PART_OVERHEAD, room) : [];
+    this.#rawSend(addr, extra.length === 0 ? msg : encodeCompound([msg, ...extra]));
+  }
+
+  #onPacket(from: string, data: Uint8Array): void {
+    if (!this.#running) return;
+    this.#s.packetsReceived++;
+    this.#s.bytesReceived += data.length;
+    const plain = this.#unwrap(data);
+    if (!plain) return;
+    let msgs: Message[];
+    try {
+      msgs = decode(plain);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      this.#s.decodeErrors++;
+      this.#log.debug({ from, err: e.message }, 'dropping undecodable packet');
+      return;
+    }
+    for (const m of msgs) this.#handle(from, m);
+  }
+
+  #handle(from: string, m: Message): void {
+    switch (m.type) {
+      case 'ping': return this.#handlePing(from, m);
+      case 'indirectPing': return this.#handleIndirectPing(m);
+      case 'ack': {
+        const h = this.#acks.get(m.seq);
+        if (h) {
+          this.#acks.delete(m.seq);
+          this.#clock.clearTimer(h.timer);
+          h.ack();
+        }
+        return;
+      }
+      case 'nack': {
+        this.#acks.get(m.seq)?.nack();
+        return;
+      }
+      case 'alive': return this.#aliveNode(m, false);
+      case 'suspect': return this.#suspectNode(m);
+      case 'dead': return this.#deadNode(m);
+      default:
+        this.#s.decodeErrors++; // push/pull and err only travel over streams
+    }
+  }
+
+  #handlePing(from: string, p: PingMsg): void {
+    // A ping meant for a previous owner of this address must not be acked by us.
+    if (p.target !== '' && p.target !== this.name) return;
+    this.#sendMsg(p.sourceAddr || from, { type: 'ack', seq: p.seq });
+  }
+
+  #handleIndirectPing(ind: IndirectPingMsg): void {
+    this.#s.indirectProbes++;
+    const seq = this.#nextSeq();
+    const timer = this.#clock.setTimer(this.config.probeTimeout, () => {
+      this.#acks.delete(seq);
+      if (ind.nack) this.#sendMsg(ind.sourceAddr, { type: 'nack', seq: ind.seq });
+    });
+    this.#acks.set(seq, {
+      ack: () => this.#sendMsg(ind.sourceAddr, { type: 'ack', seq: ind.seq }),
+      nack: () => undefined,
+      timer,
+    });
+    this.#sendMsg(ind.targetAddr, { type: 'ping', seq, target: ind.target, sourceName: this.name, sourceAddr: this.#addr });
+  }
+
+  #onRequest(_from: string, data: Uint8Array, reply: (resp: Uint8Array) => void): void {
+    if (!this.#running) return;
+    this.#s.bytesReceived += data.length;
+    const plain = this.#unwrap(data);
+    if (!plain) return;
+    let msgs: Message[];
+    try {
+      msgs = decode(plain);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      this.#s.decodeErrors++;
+      reply(this.#wrap(encode({ type: 'err', message: `undecodable request: ${e.message}` })));
+      return;
+    }
+    const m = msgs[0];
+    if (msgs.length !== 1 || !m) {
+      reply(this.#wrap(encode({ type: 'err', message: 'expected exactly one message' })));
+      return;
+    }
+    if (m.type === 'ping') {
+      // TCP fallback probe: answer only if we are the member asked for.
+      if (m.target === '' || m.target === this.name) reply(this.#wrap(encode({ type: 'ack', seq: m.seq })));
+      else reply(this.#wrap(encode({ type: 'err', message: `this is ${this.name}, not ${m.target}` })));
+      return;
+    }
+    if (m.type === 'pushPull') {
+      this.#s.pushPulls++;
+      // Reply with our state first (the remote view is merged after), like memberlist.
+      reply(this.#wrap(encode({ type: 'pushPull', join: false, states: this.localState() })));
+      this.#mergeState(m.states);
+      return;
+    }
+    reply(this.#wrap(encode({ type: 'err', message: `unexpected ${m.type} on stream` })));
+  }
+
+  /** Reliable state exchange with one member; cb(null) once both sides' views are merged. */
+  #pushPull(addr: string, join: boolean, cb: (err: Error | null) => void): void {
+    this.#s.pushPulls++;
+    const req = this.#wrap(encode({ type: 'pushPull', join, states: this.localState() }));
+    this.#s.bytesSent += req.length;
+    this.#transport.request(addr, req, this.config.tcpTimeout, (err, resp) => {
+      if (!this.#running) return cb(new MemberlistError('shut down'));
+      if (err || !resp) return cb(err ?? new MemberlistError('no response'));
+      this.#s.bytesReceived += resp.length;
+      const plain = this.#unwrap(resp);
+      if (!plain) return cb(new MemberlistError('response failed authentication (wrong gossip key or label?)'));
+      let msgs: Message[];
+      try {
+        msgs = decode(plain);
+      } catch (e) {
+        this.#s.decodeErrors++;
+        return cb(new MemberlistError(`undecodable push/pull response: ${(e as Error).message}`));
+      }
+      const m = msgs[0];
+      if (!m || m.type !== 'pushPull') return cb(new MemberlistError(m?.type === 'err' ? `remote error: ${m.message}` : 'unexpected push/pull response'));
+      this.#mergeState(m.states);
+      cb(null);
+    });
+  }
+
+  #nextSeq(): number {
+    this.#seq = (this.#seq + 1) >>> 0;
+    return this.#seq;
+  }
+
+  // ---------------------------------------------------------------- periodic work
+
+  #probeTick(): void {
+    if (!this.#running) return;
+    // Lifeguard: a degraded member (high health score) probes less often.
+    this.#timers.probe = this.#clock.setTimer(this.#awareness.scale(this.config.probeInterval), () => this.#probeTick());
+    if (this.#leaving) return;
+    const target = this.#table.nextProbeTarget((s) => s.name !== this.name && (s.state === ALIVE || s.state === SUSPECT));
+    if (target) this.#probeNode(target);
+  }
+
+  #probeNode(node: NodeState): void {
+    this.#s.probes++;
+    const seq = this.#nextSeq();
+    const interval = this.#awareness.scale(this.config.probeInterval);
+    const timeout = this.#awareness.scale(this.config.probeTimeout);
+    let done = false;
+    let nacks = 0;
+    let expectedNacks = 0;
+    let indirectTimer: TimerHandle | null = null;
+    const finish = (ok: boolean): void => {
+      if (done) return;
+      done = true;
+      const h = this.#acks.get(seq);
+      if (h) this.#clock.clearTimer(h.timer);
+      this.#acks.delete(seq);
+      if (indirectTimer) this.#clock.clearTimer(indirectTimer);
+      if (ok) {
+        this.#awareness.applyDelta(-1);
+        return;
+      }
+      this.#s.probeFailures++;
+      // Missing nacks mean *we* may be the problem (Lifeguard): raise our own health score.
+      this.#awareness.applyDelta(expectedNacks > 0 ? Math.max(0, expectedNacks - nacks) : 1);
+      if (!this.#running) return;
+      const cur = this.#table.get(node.name);
+      if (cur && (cur.state === ALIVE || cur.state === SUSPECT)) {
+        this.#suspectNode({ type: 'suspect', incarnation: cur.incarnation, node: cur.name, from: this.name });
+      }
+    };
+    this.#acks.set(seq, { ack: () => finish(true), nack: () => { nacks++; }, timer: this.#clock.setTimer(interval, () => finish(false)) });
+
+    const ping: PingMsg = { type: 'ping', seq, target: node.name, sourceName: this.name, sourceAddr: this.#addr };
+    if (node.state === SUSPECT) {
+      // Buddy system: tell a suspect it is suspected, so it can refute right away.
+      const parts = [encode(ping), encode({ type: 'suspect', incarnation: node.incarnation, node: node.name, from: this.name })];
+      this.#rawSend(node.addr, encodeCompound(parts));
+    } else {
+      this.#sendMsg(node.addr, ping);
+    }
+
+    indirectTimer = this.#clock.setTimer(timeout, () => {
+      indirectTimer = null;
+      if (done || !this.#running) return;
+      const peers = this.#table.randomMembers(this.config.indirectChecks, (s) => s.state === ALIVE && s.name !== this.name && s.name !== node.name);
+      for (const p of peers) {
+        expectedNacks++;
+        this.#sendMsg(p.addr, { type: 'indirectPing', seq, target: node.name, targetAddr: node.addr, nack: true, sourceName: this.name, sourceAddr: this.#addr });
+      }
+      if (this.config.tcpFallbackProbe) {
+        this.#s.tcpFallbacks++;
+        const req = this.#wrap(encode(ping));
+        this.#transport.request(node.addr, req, Math.max(1, interval - timeout), (err, resp) => {
+          if (done || err || !resp) return;
+          const plain = this.#unwrap(resp);
+          if (!plain) return;
+          try {
+            const [m] = decode(plain);
+            if (m?.type === 'ack' && m.seq === seq) {
+              this.#log.warn({ member: node.name }, 'member reachable over TCP but not UDP: check firewall/network');
+              finish(true);
+            }
+          } catch (e) {
+            if (!(e instanceof DecodeError)) throw e;
+            this.#s.decodeErrors++;
+          }
+        });
+      }
+    });
+  }
+
+  #gossipTick(): void {
+    if (!this.#running) return;
+    this.#timers.gossip = this.#clock.setTimer(this.config.gossipInterval, () => this.#gossipTick());
+    if (this.#broadcasts.length === 0) return;
+    const now = this.#clock.now();
+    const targets = this.#table.randomMembers(this.config.gossipNodes, (s) => {
+      if (s.name === this.name) return false;
+      if (s.state === ALIVE || s.state === SUSPECT) return true;
+      // Keep telling recently dead members, so a falsely-declared one learns and refutes.
+      return s.state === DEAD && now - s.stateChange <= this.config.gossipToTheDeadTime;
+    });
+    const room = this.#packetRoom() - COMPOUND_HEADER_OVERHEAD;
+    for (const t of targets) {
+      const parts = this.#broadcasts.getBroadcasts(COMPOUND_PART_OVERHEAD, room);
+      if (parts.length === 0) return;
+      this.#rawSend(t.addr, encodeCompound(parts));
+    }
+  }
+
+  #pushPullTick(): void {
+    if (!this.#running) return;
+    const next = pushPullScale(this.config.pushPullInterval, this.#table.liveCount);
+    this.#timers.pushPull = this.#clock.setTimer(next, () => this.#pushPullTick());
+    if (this.#leaving) return;
+    const [peer] = this.#table.randomMembers(1, (s) => s.state === ALIVE && s.name !== this.name);
+    if (peer) this.#pushPull(peer.addr, false, (err) => {
+      if (err) this.#log.debug({ peer: peer.name, err: err.message }, 'push/pull failed');
+    });
+  }
+
+  #reapTick(): void {
+    if (!this.#running) return;
+    this.#timers.reap = this.#clock.setTimer(this.config.reapInterval, () => this.#reapTick());
+    const now = this.#clock.now();
+    const gone: NodeState[] = [];
+    for (const s of this.#table.all()) {
+      if (s.state === DEAD && now - s.stateChange >= this.config.deadReapTimeout) gone.push(s);
+      else if (s.state === LEFT && now - s.stateChange >= this.config.leftReapTimeout) gone.push(s);
+    }
+    for (const s of gone) {
+      this.#table.remove(s.name);
+      this.#emit('reaped', s);
+    }
+  }
+
+  /**
+   * Partition healing (memberlist#222): SWIM never probes dead members again, so after a split
+   * longer than the suspicion timeout both halves would stay apart. Periodically push/pull with
+   * one random failed member (Serf's reconnect), and retry the seeds when we're alone.
+   */
+  #reconnectTick(): void {
+    if (!this.#running) return;
+    this.#timers.reconnect = this.#clock.setTimer(this.config.reconnectInterval, () => this.#reconnectTick());
+    if (this.#leaving) return;
+    const dead: NodeState[] = [];
+    for (const s of this.#table.all()) if (s.state === DEAD) dead.push(s);
+    const live = this.#table.liveCount;
+    // Serf's rule: probability dead/live keeps cluster-wide reconnect load ~1 per interval.
+    if (dead.length > 0 && this.#rand() < Math.min(1, dead.length / Math.max(1, live))) {
+      const peer = dead[Math.floor(this.#rand() * dead.length)] as NodeState;
+      this.#pushPull(peer.addr, true, () => undefined);
+    }
+    if (live <= 1) {
+      for (const seed of this.#seeds) if (seed !== this.#addr) this.#pushPull(seed, true, () => undefined);
+    }
+  }
+}
+
