@@ -163,6 +163,7 @@ export class Memberlist {
   #seq = 0;
   #running = false;
   #leaving = false;
+  #silent = false;
   #seeds: string[] = [];
   #timers: { probe?: TimerHandle; gossip?: TimerHandle; pushPull?: TimerHandle; reap?: TimerHandle; reconnect?: TimerHandle } = {};
   readonly #metaCache = new WeakMap<Uint8Array, Record<string, unknown>>();
@@ -357,13 +358,18 @@ export class Memberlist {
   }
 
   /**
-   * Merge a member list as if it came from a push/pull, without rebroadcasting it. Used by the
+   * Merge alive rows as if they came from a push/pull, without rebroadcast or events. Used by the
    * simulator to start large clusters from a converged view (a 10k-member join storm is not what
    * it measures) and by tests; the normal path is join().
    */
   applyState(states: PushNodeState[]): void {
-    for (const r of states) {
-      if (r.state === ALIVE) this.#aliveNode({ type: 'alive', incarnation: r.incarnation, node: r.name, addr: r.addr, meta: r.meta, maint: r.maint }, false, true);
+    this.#silent = true;
+    try {
+      for (const r of states) {
+        if (r.state === ALIVE) this.#aliveNode({ type: 'alive', incarnation: r.incarnation, node: r.name, addr: r.addr, meta: r.meta, maint: r.maint }, false, true);
+      }
+    } finally {
+      this.#silent = false;
     }
   }
 
@@ -415,7 +421,7 @@ export class Memberlist {
   }
 
   #emit(kind: MemberEventKind, s: NodeState, by?: string): void {
-    if (!this.#onEvent && !this.#bus) return;
+    if ((!this.#onEvent && !this.#bus) || this.#silent) return;
     const member = this.#info(s);
     this.#onEvent?.(by === undefined ? { kind, member } : { kind, member, by });
     const bus = this.#bus;
