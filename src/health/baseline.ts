@@ -10,7 +10,7 @@
  * - `rulesForNode(node, settings)` applies that node's exceptions (change threshold, for,
  *   recover, then; or disable) and fills in each rule's interval and timeout.
  */
-import { healthSectionSchema, exceptionProblem, type HealthSettings, type RuleException } from './schema.ts';
+import { healthSectionSchema, poolHealthSectionSchema, exceptionProblem, type HealthSettings, type RuleException } from './schema.ts';
 import { thresholdValue } from './rules.ts';
 import type { Rule } from './types.ts';
 
@@ -33,8 +33,8 @@ function dotted(prefix: string, path: readonly PropertyKey[]): string {
   return [prefix, ...path.map((k) => (typeof k === 'number' ? `[${k}]` : String(k)))].join('.').replace(/\.\[/g, '[');
 }
 
-export function parseHealthSettings(section: unknown, prefix = 'health'): HealthSettings {
-  const r = healthSectionSchema.safeParse(section ?? {});
+export function parseHealthSettings(section: unknown, prefix = 'health', schema = healthSectionSchema): HealthSettings {
+  const r = schema.safeParse(section ?? {});
   if (!r.success) throw new BaselineError(r.error.issues.map((i) => ({ path: dotted(prefix, i.path), message: i.message })));
   return r.data;
 }
@@ -45,7 +45,7 @@ export function mergePoolSections(sections: { pool: string; section: unknown }[]
   const parsed: { pool: string; s: HealthSettings }[] = [];
   for (const { pool, section } of sections) {
     try {
-      parsed.push({ pool, s: parseHealthSettings(section, `pools.${pool}.health`) });
+      parsed.push({ pool, s: parseHealthSettings(section, `pools.${pool}.health`, poolHealthSectionSchema) });
     } catch (e) {
       if (e instanceof BaselineError) problems.push(...e.problems); else throw e;
     }
@@ -88,7 +88,7 @@ export function mergePoolSections(sections: { pool: string; section: unknown }[]
     for (const [name, { pool, ...ex }] of Object.entries(per)) {
       const r = rules.get(name);
       const path = `pools.${pool ?? '?'}.health.exceptions.${node}.${name}`;
-      if (!r) { problems.push({ path, message: `unknown rule ${JSON.stringify(name)}` }); continue; }
+      if (!r) { problems.push({ path, message: `unknown rule ${JSON.stringify(name)}; known rules: ${[...rules.keys()].join(', ') || '(none)'}` }); continue; }
       const p = exceptionProblem(r.rule, ex);
       if (p) problems.push({ path: `${path}.${p.key}`, message: p.message });
       (clean[node] as Record<string, RuleException>)[name] = ex;

@@ -79,13 +79,17 @@ export const flapSchema = z.strictObject({
   low: z.number().min(0).max(100).default(25),
 }).refine((f) => f.low < f.high, { message: 'flap.low must be below flap.high' });
 
-export const healthSectionSchema = z.strictObject({
+const sectionObject = z.strictObject({
   interval: duration.default(10_000),
   timeout: duration.optional(),
   flap: flapSchema.default({ window: 20, high: 50, low: 25 }),
   rules: z.array(ruleEntrySchema).default([]),
   exceptions: z.record(z.string().min(1), z.record(z.string().min(1), exceptionSchema)).default({}),
-}).superRefine((s, ctx) => {
+});
+
+type Section = z.output<typeof sectionObject>;
+
+function validateSection(s: Section, ctx: z.RefinementCtx, checkExceptions: boolean): void {
   const byName = new Map<string, number>();
   s.rules.forEach((r, i) => {
     const prev = byName.get(r.name);
@@ -93,6 +97,7 @@ export const healthSectionSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', path: ['rules', i], message: `duplicate rule name ${JSON.stringify(r.name)} (also rules[${prev}]); give one an explicit name` });
     } else byName.set(r.name, i);
   });
+  if (!checkExceptions) return;
   for (const [node, perRule] of Object.entries(s.exceptions)) {
     for (const [name, ex] of Object.entries(perRule)) {
       const idx = byName.get(name);
@@ -105,7 +110,13 @@ export const healthSectionSchema = z.strictObject({
       if (problem) ctx.addIssue({ code: 'custom', path: [...path, problem.key], message: problem.message });
     }
   }
-});
+}
+
+/** The aggregated `health` section of one node: exceptions must name rules of this section. */
+export const healthSectionSchema = sectionObject.superRefine((s, ctx) => validateSection(s, ctx, true));
+
+/** One pool's section: its exceptions may name rules that another pool defines (checked after merging). */
+export const poolHealthSectionSchema = sectionObject.superRefine((s, ctx) => validateSection(s, ctx, false));
 
 export type HealthSettings = z.output<typeof healthSectionSchema>;
 export type FlapSettings = z.output<typeof flapSchema>;
