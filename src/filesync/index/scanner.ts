@@ -1,0 +1,175 @@
+/**
+ * scan(): walks a synced tree and returns its index (Map path → Entry). Honors gitignore-style
+ * exclude rules (pruning excluded directories) and optional include rules; never follows
+ * symlinks; skips sockets/FIFOs/devices and names that are not valid UTF-8 (reported). Files
+ * are rehashed (SHA-256) only when size, mtime or inode differ from the previous index or the
+ * hash cache, or when the previous hash was "racy". Our own temp files and the tree marker are
+ * never indexed.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { join } from 'node:path';
+import { FileSyncError } from '../errors.ts';
+import { TEMP_PREFIX, TEMP_SUFFIX } from '../delta/patch.ts';
+import { TREE_MARKER } from '../guards.ts';
+import type { Entry, EntryType } from './entry.ts';
+import type { HashCache } from './hashcache.ts';
+import { IgnoreMatcher } from './gitignore.ts';
+
+/** A hash taken within this many ns of the file's mtime is "racy" (see Entry.racy). */
+export const RACY_NS = 2_000_000_000n;
+
+export interface ScanOptions {
+  /** gitignore-style rules; matching paths (and everything below excluded dirs) are skipped. */
+  exclude?: readonly string[];
+  /** If given, only files/symlinks matching these rules (or inside matching dirs) are kept;
+   *  directories are kept when they match or contain something kept. */
+  include?: readonly string[];
+  /** Index from the previous scan: unchanged files keep their hash. */
+  previous?: ReadonlyMap<string, Entry>;
+  /** Hash cache shared between scans (renames keep their hash). */
+  hashCache?: HashCache;
+}
+
+export interface ScanProblem {
+  path: string;
+  reason: string;
+}
+
+export interface ScanResult {
+  entries: Map<string, Entry>;
+  stats: { files: number; dirs: number; symlinks: number; hashed: number; reused: number; bytesHashed: number };
+  /** Entries skipped: unreadable, special files, invalid names. */
+  problems: ScanProblem[];
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export async function hashFile(abs: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(abs, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+function isReserved(rel: string, name: string): boolean {
+  return (name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX)) || rel === TREE_MARKER;
+}
+
+export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanResult> {
+  const rootSt = await stat(root).catch((e: NodeJS.ErrnoException) => {
+    throw new FileSyncError('E_TREE_ROOT', `cannot stat tree root ${root}: ${e.code ?? e.message}`);
+  });
+  if (!rootSt.isDirectory()) throw new FileSyncError('E_TREE_ROOT', `tree root ${root} is not a directory`);
+  const exclude = new IgnoreMatcher(opts.exclude ?? []);
+  const include = opts.include === undefined ? null : new IgnoreMatcher(opts.include);
+  const prev = opts.previous;
+  const cache = opts.hashCache;
+  const res: ScanResult = { entries: new Map(), stats: { files: 0, dirs: 0, symlinks: 0, hashed: 0, reused: 0, bytesHashed: 0 }, problems: [] };
+
+  const fileHash = async (abs: string, rel: string, st: BigIntStats, size: number): Promise<{ hash: string; racy: boolean }> => {
+    const p = prev?.get(rel);
+    if (p !== undefined && p.type === 'file' && p.hash !== undefined && p.racy !== true && p.size === size && p.mtimeNs === st.mtimeNs && p.ino === st.ino) {
+      res.stats.reused++;
+      return { hash: p.hash, racy: false };
+    }
+    const cached = cache?.get(st.dev, st.ino, size, st.mtimeNs);
+    if (cached !== undefined) {
+      res.stats.reused++;
+      return { hash: cached, racy: false };
+    }
+    const startNs = BigInt(Date.now()) * 1_000_000n;
+    const hash = await hashFile(abs);
+    res.stats.hashed++;
+    res.stats.bytesHashed += size;
+    // Changed while we read it: the hash may mix old and new bytes, so never trust it later.
+    const after = await lstat(abs, { bigint: true });
+    const racy = startNs - st.mtimeNs < RACY_NS || after.mtimeNs !== st.mtimeNs || Number(after.size) !== size;
+    if (!racy) cache?.set(st.dev, st.ino, size, st.mtimeNs, hash);
+    return { hash, racy };
+  };
+
+  // Returns true if `rel` (a directory) or anything below it was kept.
+  const walk = async (absDir: string, relDir: string): Promise<boolean> => {
+    let names: Buffer[];
+    try {
+      names = await readdir(absDir, { encoding: 'buffer' });
+    } catch (e) {
+      res.problems.push({ path: relDir || '.', reason: `readdir: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
+      return false;
+    }
+    let keptAny = false;
+    names.sort(Buffer.compare); // deterministic order
+    for (const raw of names) {
+      let name: string;
+      try {
+        name = utf8.decode(raw);
+      } catch {
+        res.problems.push({ path: `${relDir}/${raw.toString('latin1')}`, reason: 'name is not valid UTF-8' });
+        continue;
+      }
+      const rel = relDir === '' ? name : `${relDir}/${name}`;
+      if (isReserved(rel, name)) continue;
+      const abs = join(absDir, name);
+      let st: BigIntStats;
+      try {
+        st = await lstat(abs, { bigint: true });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT') res.problems.push({ path: rel, reason: `lstat: ${code ?? String(e)}` });
+        continue; // ENOENT: removed while scanning, the next scan sees the delete
+      }
+      let type: EntryType;
+      if (st.isFile()) type = 'file';
+      else if (st.isDirectory()) type = 'dir';
+      else if (st.isSymbolicLink()) type = 'symlink';
+      else {
+        res.problems.push({ path: rel, reason: 'special file (socket, FIFO or device) not synced' });
+        continue;
+      }
+      const isDir = type === 'dir';
+      if (exclude.match(rel, isDir) === true) continue; // parents were already checked: pruned
+      const covered = include === null || include.ignores(rel, isDir);
+      const base: Entry = {
+        path: rel, type, size: 0, mtimeNs: st.mtimeNs, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), ino: st.ino,
+      };
+      if (isDir) {
+        const below = await walk(abs, rel);
+        if (!covered && !below) continue;
+        res.entries.set(rel, base);
+        res.stats.dirs++;
+      } else if (!covered) {
+        continue;
+      } else if (type === 'symlink') {
+        try {
+          base.target = await readlink(abs);
+        } catch (e) {
+          res.problems.push({ path: rel, reason: `readlink: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
+          continue;
+        }
+        base.size = Buffer.byteLength(base.target);
+        res.entries.set(rel, base);
+        res.stats.symlinks++;
+      } else {
+        base.size = Number(st.size);
+        try {
+          const { hash, racy } = await fileHash(abs, rel, st, base.size);
+          base.hash = hash;
+          if (racy) base.racy = true;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== 'ENOENT') res.problems.push({ path: rel, reason: `read: ${code ?? String(e)}` });
+          continue;
+        }
+        res.entries.set(rel, base);
+        res.stats.files++;
+      }
+      keptAny = true;
+    }
+    return keptAny;
+  };
+
+  await walk(root, '');
+  return res;
+}

@@ -1,0 +1,116 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { chmod, mkdir, rename, symlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { scan } from '../../src/filesync/index/scanner.ts';
+import { HashCache } from '../../src/filesync/index/hashcache.ts';
+import { FileSyncError } from '../../src/filesync/errors.ts';
+import { withTempDir } from './helpers.ts';
+
+const past = new Date('2024-01-02T03:04:05Z');
+
+async function makeTree(dir: string): Promise<void> {
+  await mkdir(join(dir, 'etc/nginx/sites'), { recursive: true });
+  await mkdir(join(dir, 'cache/deep'), { recursive: true });
+  await mkdir(join(dir, 'empty'));
+  await writeFile(join(dir, 'etc/nginx/nginx.conf'), 'worker_processes 4;\n');
+  await writeFile(join(dir, 'etc/nginx/sites/a.conf'), 'server {}\n');
+  await writeFile(join(dir, 'etc/app.log'), 'noise');
+  await writeFile(join(dir, 'cache/deep/blob'), 'x'.repeat(1000));
+  await writeFile(join(dir, 'README'), 'hi');
+  await chmod(join(dir, 'README'), 0o600);
+  await symlink('nginx/nginx.conf', join(dir, 'etc/current'));
+  await writeFile(join(dir, '.multiall.README.abcdef.tmp'), 'partial'); // our temp file
+  await writeFile(join(dir, '.multiall-tree'), '{}'); // our marker
+  for (const f of ['etc/nginx/nginx.conf', 'etc/nginx/sites/a.conf', 'etc/app.log', 'cache/deep/blob', 'README']) await utimes(join(dir, f), past, past);
+}
+
+test('scan: entries, types, metadata, hashes; reserved names skipped', async () => {
+  await withTempDir(async (dir) => {
+    await makeTree(dir);
+    const { entries, stats, problems } = await scan(dir);
+    assert.deepEqual([...entries.keys()].sort(), [
+      'README', 'cache', 'cache/deep', 'cache/deep/blob', 'empty', 'etc', 'etc/app.log', 'etc/current', 'etc/nginx', 'etc/nginx/nginx.conf', 'etc/nginx/sites', 'etc/nginx/sites/a.conf',
+    ]);
+    const readme = entries.get('README')!;
+    assert.equal(readme.type, 'file');
+    assert.equal(readme.size, 2);
+    assert.equal(readme.mode, 0o600);
+    assert.equal(readme.uid, process.getuid!());
+    assert.equal(readme.mtimeNs, BigInt(past.getTime()) * 1_000_000n);
+    assert.equal(readme.hash, createHash('sha256').update('hi').digest('hex'));
+    assert.equal(readme.racy, undefined);
+    const link = entries.get('etc/current')!;
+    assert.equal(link.type, 'symlink');
+    assert.equal(link.target, 'nginx/nginx.conf');
+    assert.equal(link.hash, undefined);
+    assert.equal(entries.get('empty')!.type, 'dir');
+    assert.deepEqual(stats, { files: 5, dirs: 6, symlinks: 1, hashed: 5, reused: 0, bytesHashed: 2 + 20 + 10 + 5 + 1000 });
+    assert.deepEqual(problems, []);
+  });
+});
+
+test('scan: exclude prunes, include keeps matching files and their parents', async () => {
+  await withTempDir(async (dir) => {
+    await makeTree(dir);
+    const ex = await scan(dir, { exclude: ['*.log', 'cache/', '!etc/app.log'] });
+    assert.ok(!ex.entries.has('cache') && !ex.entries.has('cache/deep/blob'));
+    assert.ok(ex.entries.has('etc/app.log'), 'negation re-includes');
+    const inc = await scan(dir, { include: ['*.conf'], exclude: ['sites/'] });
+    assert.deepEqual([...inc.entries.keys()].sort(), ['etc', 'etc/nginx', 'etc/nginx/nginx.conf']);
+    const incDir = await scan(dir, { include: ['/cache/'] });
+    assert.deepEqual([...incDir.entries.keys()].sort(), ['cache', 'cache/deep', 'cache/deep/blob']);
+    await assert.rejects(scan(dir, { exclude: ['[oops'] }), (e: unknown) => e instanceof FileSyncError && e.code === 'E_PATTERN');
+  });
+});
+
+test('scan: rehashes only changed files; racy hashes are not trusted; renames hit the hash cache', async () => {
+  await withTempDir(async (dir) => {
+    await makeTree(dir);
+    const cache = new HashCache();
+    const first = await scan(dir, { hashCache: cache });
+    const second = await scan(dir, { previous: first.entries, hashCache: cache });
+    assert.equal(second.stats.hashed, 0);
+    assert.equal(second.stats.reused, 5);
+
+    await writeFile(join(dir, 'README'), 'changed');
+    await utimes(join(dir, 'README'), past, past); // same mtime as before: the size change alone must trigger a rehash
+    const third = await scan(dir, { previous: second.entries, hashCache: cache });
+    assert.equal(third.stats.hashed, 1);
+    assert.equal(third.entries.get('README')!.hash, createHash('sha256').update('changed').digest('hex'));
+
+    // mtime in the future (like a write in the current timestamp tick): hash marked racy.
+    const future = new Date(Date.now() + 3_600_000);
+    await utimes(join(dir, 'etc/app.log'), future, future);
+    const fourth = await scan(dir, { previous: third.entries, hashCache: cache });
+    assert.equal(fourth.stats.hashed, 1);
+    assert.equal(fourth.entries.get('etc/app.log')!.racy, true);
+    const fifth = await scan(dir, { previous: fourth.entries, hashCache: cache });
+    assert.equal(fifth.stats.hashed, 1, 'a racy hash is recomputed');
+    await utimes(join(dir, 'etc/app.log'), past, past);
+
+    await rename(join(dir, 'cache/deep/blob'), join(dir, 'blob-moved'));
+    const sixth = await scan(dir, { previous: fifth.entries, hashCache: cache });
+    assert.equal(sixth.entries.get('blob-moved')!.hash, first.entries.get('cache/deep/blob')!.hash);
+    assert.equal(sixth.stats.hashed, 0, 'moved file and restored app.log both come from the cache');
+    const seventh = await scan(dir, { previous: sixth.entries });
+    assert.equal(seventh.stats.hashed, 0);
+  });
+});
+
+test('scan: special files and invalid names are reported, not synced; root must be a directory', async () => {
+  await withTempDir(async (dir) => {
+    await writeFile(join(dir, 'ok'), '1');
+    const fifo = spawnSync('mkfifo', [join(dir, 'pipe')]).status === 0;
+    await writeFile(Buffer.from(`${dir}/bad-\xff-name`, 'latin1'), 'x');
+    const r = await scan(dir);
+    assert.deepEqual([...r.entries.keys()], ['ok']);
+    const reasons = r.problems.map((p) => p.reason).sort();
+    assert.ok(reasons.includes('name is not valid UTF-8'));
+    if (fifo) assert.ok(reasons.some((x) => x.startsWith('special file')));
+    await assert.rejects(scan(join(dir, 'ok')), (e: unknown) => e instanceof FileSyncError && e.code === 'E_TREE_ROOT');
+    await assert.rejects(scan(join(dir, 'nope')), (e: unknown) => e instanceof FileSyncError && e.code === 'E_TREE_ROOT');
+  });
+});
