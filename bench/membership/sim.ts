@@ -1,0 +1,156 @@
+/**
+ * Membership simulation benchmark: the real Memberlist code, N members on a virtual clock.
+ *
+ *   node bench/membership/sim.ts --members 1000 --duration 30 [--loss 0.01] [--profile lan]
+ *        [--join] [--seed 1] [--latency 1] [--jitter 2] [--slow 0]
+ *
+ * Scenario: start a converged cluster (or --join: everyone joins member 0 through the protocol),
+ * warm up, then at t0 crash one member and 1 s later change another member's metadata. Reports
+ * failure detection (first detector, all members), dissemination of the update (99.9 %, 100 %),
+ * false positives and load per member; last line of output is JSON.
+ */
+import { parseArgs } from 'node:util';
+import { profileConfig, retransmitLimit, suspicionTimeout, type ConfigProfile } from '../../src/membership/config.ts';
+import { SimCluster } from '../../src/membership/sim.ts';
+import type { MemberEvent } from '../../src/membership/memberlist.ts';
+
+const { values: a } = parseArgs({
+  options: {
+    members: { type: 'string', default: '1000' },
+    duration: { type: 'string', default: '30' },
+    warmup: { type: 'string', default: '5' },
+    loss: { type: 'string', default: '0' },
+    latency: { type: 'string', default: '1' },
+    jitter: { type: 'string', default: '2' },
+    profile: { type: 'string', default: 'lan' },
+    seed: { type: 'string', default: '1' },
+    slow: { type: 'string', default: '0' },
+    join: { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
+  },
+});
+
+const N = Number(a.members);
+const duration = Number(a.duration) * 1000;
+const warmup = Number(a.warmup) * 1000;
+const profile = a.profile as ConfigProfile;
+if (!Number.isInteger(N) || N < 3) throw new Error('--members must be an integer >= 3');
+if (!['lan', 'wan', 'local'].includes(profile)) throw new Error('--profile must be lan, wan or local');
+const cfg = profileConfig(profile);
+const log = (s: string): void => {
+  if (!a.quiet) console.error(s);
+};
+
+const victim = 1;
+const updater = 2;
+const slowCount = Number(a.slow); // members with 300 ms event-loop lag during the run
+let recording = false;
+let t0 = 0;
+let tUpdate = 0;
+const failedSeen = new Map<number, number>(); // observer -> time it marked the victim failed
+const updateSeen = new Map<number, number>();
+let falseFailed = 0;
+let falseSuspect = 0;
+const killed = new Set<string>([`n${victim}`]);
+
+const onEvent = (i: number, ev: MemberEvent): void => {
+  if (!recording) return;
+  const now = cluster.clock.now();
+  const who = ev.member.name;
+  if (ev.kind === 'failed') {
+    if (who === `n${victim}`) {
+      if (!failedSeen.has(i)) failedSeen.set(i, now - t0);
+    } else if (!killed.has(who)) falseFailed++;
+  } else if (ev.kind === 'suspect' && !killed.has(who)) {
+    falseSuspect++;
+  } else if (ev.kind === 'updated' && who === `n${updater}` && tUpdate > 0) {
+    if (!updateSeen.has(i)) updateSeen.set(i, now - tUpdate);
+  }
+};
+
+const wall0 = performance.now();
+const cluster = new SimCluster({
+  size: N, seed: Number(a.seed), loss: Number(a.loss), latency: Number(a.latency), jitter: Number(a.jitter),
+  config: cfg, onEvent,
+});
+await cluster.startAll();
+if (a.join) {
+  log(`joining ${N} members through member 0 ...`);
+  await cluster.joinAll(Math.max(1000, N * 2));
+} else {
+  cluster.bootstrapConverged();
+}
+const wallSetup = performance.now() - wall0;
+log(`setup ${(wallSetup / 1000).toFixed(1)} s; warmup ${warmup / 1000} s`);
+await cluster.run(warmup);
+const views = cluster.liveViews();
+const converged = views.filter((v) => v === N - 1).length;
+log(`converged views after warmup: ${converged}/${N}`);
+for (let s = 0; s < slowCount; s++) cluster.net.setSlow(cluster.members[10 + s]?.localMember().addr ?? '', 300);
+
+// Measurement window.
+const c0 = { ...cluster.net.counters };
+const mem0 = process.memoryUsage().rss;
+recording = true;
+t0 = cluster.clock.now();
+await cluster.kill(victim);
+await cluster.run(1000);
+tUpdate = cluster.clock.now();
+cluster.members[updater]?.setMeta({ version: 2, role: 'web' });
+const wallRun0 = performance.now();
+const chunk = 1000;
+for (let t = 1000; t < duration; t += chunk) {
+  await cluster.run(Math.min(chunk, duration - t));
+  if (!a.quiet && (t / chunk) % 5 === 0) log(`  t=${((t + chunk) / 1000).toFixed(0)} s detected=${failedSeen.size} updated=${updateSeen.size} wall=${((performance.now() - wall0) / 1000).toFixed(1)} s`);
+}
+const wallRun = performance.now() - wallRun0;
+const windowS = (cluster.clock.now() - t0) / 1000;
+const c1 = cluster.net.counters;
+
+const observers = N - 1; // everyone but the victim
+const pct = (m: Map<number, number>, p: number): number | null => {
+  const need = Math.ceil(p * (m === updateSeen ? observers - 1 : observers)); // updater itself doesn't emit
+  if (m.size < need) return null;
+  return [...m.values()].sort((x, y) => x - y)[need - 1] ?? null;
+};
+const fanout = cfg.gossipNodes;
+// Serf's logistic epidemic model: rounds until 99.9 % infected.
+const epidemicRounds = Math.log((N + 1) / (1 / 0.999 - 1)) / (fanout / 2);
+const sMin = suspicionTimeout(cfg.suspicionMult, N, cfg.probeInterval);
+const t999 = pct(updateSeen, 0.999);
+const result = {
+  members: N,
+  profile,
+  loss: Number(a.loss),
+  join: a.join,
+  simulatedSeconds: windowS,
+  convergedAfterWarmup: converged,
+  detection: {
+    firstMs: failedSeen.size ? Math.min(...failedSeen.values()) : null,
+    allMs: pct(failedSeen, 1),
+    p999Ms: pct(failedSeen, 0.999),
+    detectedBy: failedSeen.size,
+    suspicionMinMs: sMin,
+    suspicionMaxMs: cfg.suspicionMaxTimeoutMult * sMin,
+  },
+  dissemination: {
+    p999Ms: t999,
+    allMs: pct(updateSeen, 1),
+    p999Rounds: t999 === null ? null : +(t999 / cfg.gossipInterval).toFixed(1),
+    reached: updateSeen.size,
+    theoryLogFanoutRounds: Math.ceil(Math.log(N) / Math.log(fanout)),
+    theoryEpidemicRounds999: +epidemicRounds.toFixed(1),
+    retransmitLimit: retransmitLimit(cfg.retransmitMult, N),
+  },
+  falsePositives: { failed: falseFailed, suspect: falseSuspect },
+  perMemberPerSecond: {
+    packets: +((c1.packets - c0.packets) / N / windowS).toFixed(2),
+    udpBytes: Math.round((c1.bytes - c0.bytes) / N / windowS),
+    streamBytes: Math.round((c1.streamBytes - c0.streamBytes) / N / windowS),
+    streams: +((c1.streams - c0.streams) / N / windowS).toFixed(3),
+  },
+  droppedPackets: c1.dropped - c0.dropped,
+  wallSeconds: { setup: +(wallSetup / 1000).toFixed(1), run: +(wallRun / 1000).toFixed(1), total: +((performance.now() - wall0) / 1000).toFixed(1) },
+  rssMiB: Math.round(Math.max(mem0, process.memoryUsage().rss) / 1048576),
+};
+console.log(JSON.stringify(result));

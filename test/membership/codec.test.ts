@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { DecodeError, decode, encode, encodeCompound, type Message } from '../../src/membership/messages.ts';
+import { Keyring, KeyringError, ENCRYPTION_OVERHEAD } from '../../src/membership/keyring.ts';
+import { randomBytes } from 'node:crypto';
+
+const samples: Message[] = [
+  { type: 'ping', seq: 1, target: 'n1', sourceName: 'n0', sourceAddr: '10.0.0.1:7946' },
+  { type: 'indirectPing', seq: 4294967295, target: 'n2', targetAddr: '[::1]:7946', nack: true, sourceName: 'n0', sourceAddr: '10.0.0.1:7946' },
+  { type: 'ack', seq: 7 },
+  { type: 'nack', seq: 8 },
+  { type: 'suspect', incarnation: 3, node: 'n1', from: 'n0' },
+  { type: 'alive', incarnation: 9, node: 'n1', addr: '10.0.0.2:7946', meta: new Uint8Array([1, 2, 3]), maint: 'kernel upgrade' },
+  { type: 'alive', incarnation: 1, node: 'n1', addr: '10.0.0.2:7946', meta: new Uint8Array(), maint: null },
+  { type: 'dead', incarnation: 2, node: 'n1', from: 'n1' },
+  { type: 'pushPull', join: true, states: [{ name: 'a', addr: 'h:1', meta: new Uint8Array([9]), maint: null, incarnation: 4, state: 1 }] },
+  { type: 'err', message: 'nope' },
+];
+
+function normalize(m: Message): unknown {
+  return JSON.parse(JSON.stringify(m, (_k, v: unknown) => (v instanceof Uint8Array ? [...v] : v)));
+}
+
+test('codec: every message type round-trips, alone and in a compound', () => {
+  for (const m of samples) assert.deepEqual(normalize(decode(encode(m))[0] as Message), normalize(m));
+  const parts = samples.slice(0, 8).map(encode);
+  const back = decode(encodeCompound(parts));
+  assert.deepEqual(back.map(normalize), samples.slice(0, 8).map(normalize));
+});
+
+test('codec: precise typed errors for bad input', () => {
+  assert.throws(() => decode(new Uint8Array()), (e: unknown) => e instanceof DecodeError && e.code === 'empty');
+  assert.throws(() => decode(new Uint8Array([42, 0x90])), (e: unknown) => e instanceof DecodeError && e.code === 'unknown_type');
+  const ping = encode(samples[0] as Message);
+  assert.throws(() => decode(ping.subarray(0, ping.length - 2)), (e: unknown) => e instanceof DecodeError && e.code === 'malformed');
+  // A suspect whose incarnation is a string names the field.
+  const bad = new Uint8Array([3, 0x93, 0xa1, 0x31, 0xa1, 0x61, 0xa1, 0x62]);
+  assert.throws(() => decode(bad), /suspect\.incarnation/);
+  const c = encodeCompound([encode(samples[2] as Message), encode(samples[3] as Message)]);
+  assert.throws(() => decode(c.subarray(0, c.length - 1)), /runs past the end/);
+  assert.throws(() => decode(encodeCompound([c, c])), (e: unknown) => e instanceof DecodeError && e.code === 'nested_compound');
+});
+
+test('codec fuzz: random bytes never throw anything but DecodeError', () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+    try {
+      decode(bytes);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+    }
+  }), { numRuns: 3000 });
+});
+
+test('codec fuzz: truncations and bit flips of valid packets never throw anything but DecodeError', () => {
+  const valid = [...samples.map(encode), encodeCompound(samples.slice(0, 8).map(encode))];
+  fc.assert(fc.property(fc.nat(valid.length - 1), fc.nat(), fc.nat(255), fc.boolean(), (which, pos, val, truncate) => {
+    const src = valid[which] as Uint8Array;
+    const b = Uint8Array.from(src);
+    const p = pos % b.length;
+    const data = truncate ? b.subarray(0, p) : (b[p] = val, b);
+    try {
+      decode(data);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+    }
+  }), { numRuns: 5000 });
+});
+
+test('keyring: encrypt/decrypt, rotation, tamper and wrong key rejected', () => {
+  const k1 = randomBytes(32).toString('base64');
+  const k2 = randomBytes(32).toString('base64');
+  const a = new Keyring([k1]);
+  const b = new Keyring([k1]);
+  const plain = new Uint8Array([1, 2, 3, 4]);
+  const ct = a.encrypt(plain);
+  assert.equal(ct.length, plain.length + ENCRYPTION_OVERHEAD);
+  assert.deepEqual([...(b.decrypt(ct) ?? [])], [1, 2, 3, 4]);
+  // Label is authenticated data: a different label fails.
+  const lab = a.encrypt(plain, Buffer.from('prod'));
+  assert.equal(b.decrypt(lab, Buffer.from('staging')), null);
+  assert.notEqual(b.decrypt(lab, Buffer.from('prod')), null);
+  // Tampering with any byte fails authentication.
+  for (const i of [0, 1, 13, ct.length - 1]) {
+    const t = Uint8Array.from(ct);
+    t[i] = (t[i] as number) ^ 1;
+    assert.equal(b.decrypt(t), null, `flip at ${i}`);
+  }
+  // Rotation: install k2 everywhere, switch primary, remove k1.
+  a.install(k2);
+  b.install(k2);
+  a.use(k2);
+  assert.equal(a.list().primary, k2);
+  assert.notEqual(b.decrypt(a.encrypt(plain)), null, 'b decrypts with secondary key');
+  assert.throws(() => a.remove(k2), /primary/);
+  a.remove(k1);
+  assert.deepEqual(a.list().keys, [k2]);
+  const c = new Keyring([k1]);
+  assert.equal(c.decrypt(a.encrypt(plain)), null, 'old-key-only ring cannot read');
+  assert.throws(() => new Keyring(['short']), KeyringError);
+  assert.throws(() => new Keyring([Buffer.alloc(16).toString('base64')]), /32 bytes/);
+  assert.throws(() => a.use(randomBytes(32).toString('base64')), /not installed/);
+});
+
+test('keyring fuzz: random data never decrypts and never throws', () => {
+  const ring = new Keyring([randomBytes(32).toString('base64')]);
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+    assert.equal(ring.decrypt(bytes), null);
+  }), { numRuns: 1000 });
+});
