@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { CommandCheck } from '../../src/health/checks/command.ts';
 import { parseRule } from '../../src/health/rules.ts';
 import { RuleRunner } from '../../src/health/runner.ts';
-import { FLAP, once, until } from './helpers.ts';
+import { FLAP, gone, once, until } from './helpers.ts';
 
 let dir: string;
 before(async () => { dir = await mkdtemp(join(tmpdir(), 'multiall-health-')); });
@@ -154,11 +154,6 @@ test('process: by name, by regex, by pid file (stale pid file counts as missing)
     child.kill('SIGKILL');
   }
 });
-
-function gone(pid: number): Promise<boolean> {
-  // Absent, or a zombie waiting for a reaper (PID 1 in a container may never reap it).
-  return readFile(`/proc/${pid}/stat`, 'utf8').then((s) => s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3) === 'Z', () => true);
-}
 
 test('command: a hung command is killed with its process group at the timeout and is UNKNOWN', async () => {
   const pidfile = join(dir, 'grandchild.pid');

@@ -1,4 +1,5 @@
 /** Test helpers: run one rule once through the real check and runner; in-memory HistorySink. */
+import { readFile } from 'node:fs/promises';
 import { createCheck } from '../../src/health/checks/index.ts';
 import { parseRule } from '../../src/health/rules.ts';
 import { RuleRunner, type CycleResult } from '../../src/health/runner.ts';
@@ -27,4 +28,9 @@ export async function until(fn: () => boolean | Promise<boolean>, what: string, 
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`gave up waiting for ${what}`);
+}
+
+/** True when the process is absent, or a zombie waiting for a reaper (PID 1 in a container may never reap it). */
+export function gone(pid: number): Promise<boolean> {
+  return readFile(`/proc/${pid}/stat`, 'utf8').then((s) => s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3) === 'Z', () => true);
 }
