@@ -11,7 +11,17 @@ export interface ConfigProblem {
   column: number; // 1-based; 0 when unknown
   path: string; // e.g. "pools[1].members[0]" or "node.bind"
   message: string;
+  /** 'warning' for a problem that does not stop the config from loading; absent means error. */
+  severity?: 'error' | 'warning';
 }
+
+/**
+ * What loading a config file gives. On failure `problems` holds every error and every warning
+ * (each warning has `severity: 'warning'`), sorted by position.
+ */
+export type LoadResult =
+  | { ok: true; config: Config; warnings: ConfigProblem[] }
+  | { ok: false; problems: ConfigProblem[] };
 
 export interface TlsFiles {
   ca: string;
