@@ -206,3 +206,26 @@ test('fuzz: decoders return valid values or throw E_WIRE, never anything else', 
     }
   });
 });
+
+test('delta from a stream equals delta from the file; patch without basis creates the file with the given mode', async () => {
+  await withTempDir(async (dir) => {
+    const basis = pseudoRandom(40_000, 13);
+    const next = Buffer.concat([basis.subarray(0, 10_000), Buffer.from('inserted'), basis.subarray(10_000)]);
+    await writeFile(join(dir, 'basis'), basis);
+    await writeFile(join(dir, 'new'), next);
+    const sig = await signature(join(dir, 'basis'), { blockSize: 1024 });
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      for (let o = 0; o < next.length; o += 777) yield next.subarray(o, o + 777);
+    }
+    assert.deepEqual(await collect(delta(sig, chunks())), await collect(delta(sig, join(dir, 'new'))));
+
+    const empty = await signature(join(dir, 'nothing-yet'), { blockSize: 512 }).catch(() => null);
+    assert.equal(empty, null, 'missing basis file is an error, not an empty signature');
+    const none: Signature = { blockSize: 512, fileSize: 0, strongLen: 16, weak: new Uint32Array(0), strong: new Uint8Array(0) };
+    const res = await patch(null, delta(none, join(dir, 'new')), join(dir, 'created'), none, { mode: 0o640 });
+    assert.equal(res.size, next.length);
+    assert.ok((await readFile(join(dir, 'created'))).equals(next));
+    const { stat } = await import('node:fs/promises');
+    assert.equal((await stat(join(dir, 'created'))).mode & 0o777, 0o640);
+  });
+});
