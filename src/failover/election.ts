@@ -119,6 +119,8 @@ export class FailoverService {
   #lastChange: ServiceStatus['lastChange'] = null;
   #started = false;
   #lastRoleSaved: 'master' | 'other' = 'other';
+  /** `master@term` whose release this node received (later plain heartbeats of it are stale). */
+  #released = '';
 
   constructor(opts: FailoverServiceOptions) {
     this.#o = opts;
@@ -265,6 +267,9 @@ export class FailoverService {
       this.#o.logger.error({ service: this.#svc.name, term, master }, 'failover: heartbeat from another master in my own term');
       return { ack: false, term: this.#term, reason: 'I am master in this term' };
     }
+    // Messages can be reordered: a heartbeat sent before the master's release must not revive it.
+    if (release === undefined && this.#released === `${master}@${term}`) return { ack: false, term: this.#term, reason: `${master} released term ${term}` };
+    if (release !== undefined) this.#released = `${master}@${term}`;
     if (this.#role === 'candidate') this.#setRole('standby', `${master} is master in term ${term}`);
     const now = this.#now();
     this.#voterLease = { holder: release ?? master, until: voterLeaseEnd(now, this.#svc.leaseMs) };
@@ -285,6 +290,7 @@ export class FailoverService {
     if (this.#role !== 'standby') return { elected: false, term: this.#term, reason: `${this.#self} is ${this.#role}` };
     this.#o.logger.info({ service: this.#svc.name, from }, 'failover: switchover target, standing for election now');
     const r = await this.#campaign(true);
+    if (!r.ok) this.#o.logger.warn({ service: this.#svc.name, from, reason: r.reason }, 'failover: switchover target not elected');
     return { elected: r.ok, term: this.#term, reason: r.reason };
   }
 
