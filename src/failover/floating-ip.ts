@@ -43,8 +43,8 @@ export async function floatingIp(op: 'add' | 'del', address: string, iface: stri
   const r = await runCommand(`ip addr ${op} ${q(address)} dev ${q(iface)}`, { timeoutMs: TIMEOUT_MS, env: {}, prefix });
   steps.push(r);
   const msg = (r.stderr || r.error || '').trim();
-  // "File exists" (add) / "Cannot assign requested address" (del): already in the wanted state.
-  const already = op === 'add' ? /File exists/i.test(msg) : /Cannot assign requested address/i.test(msg);
+  // "File exists" / "Address already assigned" (add), "Address not found" / "Cannot assign requested address" (del): already in the wanted state.
+  const already = op === 'add' ? /File exists|already assigned/i.test(msg) : /Cannot assign requested address|Address not found/i.test(msg);
   if (!r.ok && !already) return { ok: false, detail: `ip addr ${op} ${address} dev ${iface} failed: ${msg || `exit ${r.exitCode}`}`, steps };
   const state = already ? `${address} already ${op === 'add' ? 'present' : 'absent'} on ${iface}` : `${op === 'add' ? 'added' : 'removed'} ${address} on ${iface}`;
   if (op === 'del') return { ok: true, detail: state, steps };
