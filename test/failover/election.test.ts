@@ -247,3 +247,16 @@ test('a node that died as master cleans up (master_to_standby) when it starts ag
   assert.ok(!existsSync('-'));
   assertSafe(sim);
 });
+
+test('health_changed runs on every member with %MEMBER% and %HEALTH%; fault runs to_fault', async () => {
+  const sim = new Sim({ seed: 13, members: ABC, services: [service({ voters: ABC, priority: { a: 200 },
+    actions: { standby_to_master: [], master_to_standby: [], to_fault: [logAction('-', 'fault %NODE%')], health_changed: [logAction('-', 'hc %NODE% %MEMBER% %HEALTH%')] } })] });
+  startAll(sim, ABC);
+  await sim.run(8000);
+  sim.node('c').healthy = false;
+  await sim.run(3000);
+  const cmds = [...sim.recorded.values()].flatMap((r) => r.log.map((e) => e.command)).sort();
+  assert.deepEqual(cmds, ['echo "fault c" >> -', 'echo "hc a c unhealthy" >> -', 'echo "hc b c unhealthy" >> -', 'echo "hc c c unhealthy" >> -']);
+  assert.deepEqual(sim.masters('vip'), ['a']);
+  assertSafe(sim);
+});
