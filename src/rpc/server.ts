@@ -19,6 +19,8 @@ import { DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION, type Message, type ReqMsg } 
 export interface RequestContext {
   /** Verified node name of the caller (from its certificate). */
   peer: string;
+  /** Caller's address "ip:port" (one value per connection). */
+  remote: string;
   method: string;
   /** Aborted when the caller cancels, times out, or disconnects. */
   signal: AbortSignal;
@@ -56,6 +58,7 @@ interface Entry {
 interface ServerConn {
   conn: Connection;
   peer: string;
+  remote: string;
   inFlight: Map<number, Entry>;
 }
 
@@ -89,6 +92,11 @@ export class RpcServer {
   #register(method: string): void {
     if (!METHOD_RE.test(method)) throw new Error(`invalid RPC method name "${method}": 1-128 characters of A-Z a-z 0-9 _ . : / -`);
     if (this.#handlers.has(method) || this.#streamHandlers.has(method)) throw new Error(`RPC method "${method}" already has a handler`);
+  }
+
+  /** Open agent connections. */
+  get connectionCount(): number {
+    return this.#conns.size;
   }
 
   /** Number of requests and streams being served right now. */
@@ -169,6 +177,7 @@ export class RpcServer {
     }
     const sc: ServerConn = {
       peer,
+      remote,
       inFlight: new Map(),
       conn: undefined as unknown as Connection,
     };
@@ -233,7 +242,7 @@ export class RpcServer {
     const unary = this.#handlers.get(method);
     const streaming = this.#streamHandlers.get(method);
     const abort = new AbortController();
-    const ctx: RequestContext = { peer: sc.peer, method, signal: abort.signal };
+    const ctx: RequestContext = { peer: sc.peer, remote: sc.remote, method, signal: abort.signal };
 
     if (req.stream === true) {
       if (!streaming) return reply(ErrorCodes.noHandler, unary ? `method ${method} is unary: use call()` : `no stream handler for method ${method}`);
