@@ -19,7 +19,8 @@ import { dirname, join as joinPath, resolve } from 'node:path';
 import { isIPv6 } from 'node:net';
 import { LineCounter, parseDocument, isAlias, isMap, isPair, isScalar, isSeq, visit, type Document } from 'yaml';
 import * as z from 'zod';
-import type { ComponentSettings, Config, ConfigProblem, LoadResult, LogConfig, NodeOverride, TokenRole } from './types.ts';
+import type { ComponentSettings, Config, ConfigProblem, GossipConfig, LoadResult, LogConfig, NodeOverride, TokenRole } from './types.ts';
+import { durationSchema, parseDurationMs } from './duration.ts';
 import { componentRegistry, type ComponentRegistry } from './components.ts';
 import { isIpAddress, isPort, isWildcardAddress, parseHostPort } from './address.ts';
 import { closest, formatPath, type PathSegment } from './paths.ts';
@@ -136,6 +137,18 @@ const poolSchema = z.strictObject({
   settings: settingsSchema.nullish(),
 });
 
+const gossipSchema = z.strictObject({
+  profile: z.enum(['lan', 'wan', 'local']).nullish(),
+  probe_interval: durationSchema.nullish(),
+  probe_timeout: durationSchema.nullish(),
+  gossip_interval: durationSchema.nullish(),
+  suspicion_mult: z.number().int().min(1).max(100).nullish(),
+  push_pull_interval: durationSchema.nullish(),
+  reconnect_interval: durationSchema.nullish(),
+  dead_reap_timeout: durationSchema.nullish(),
+  left_reap_timeout: durationSchema.nullish(),
+});
+
 const overrideSchema = z.strictObject({
   settings: settingsSchema.nullish(),
 });
@@ -146,6 +159,8 @@ export const configFileSchema = z.strictObject({
   api: apiSchema.nullish(),
   log: logSchema.nullish(),
   join: z.array(hostPortSchema(false)).nullish(),
+  gossip: gossipSchema.nullish(),
+  admin_keys: z.array(pathSchema).nullish(),
   networks: z.array(networkSchema).nullish(),
   pools: z.array(poolSchema).nullish(),
   overrides: z.record(z.string(), overrideSchema.nullish()).nullish(),
@@ -682,6 +697,23 @@ function crossCheck(r: Reporter, raw: Record<string, unknown>): void {
 // ---------------------------------------------------------------------------------------------
 // Defaults and path resolution.
 
+function gossipConfig(g: ConfigFile['gossip']): GossipConfig {
+  const ms = (d: string | null | undefined) => (d ? parseDurationMs(d) : undefined);
+  const out: GossipConfig = { profile: g?.profile ?? 'lan' };
+  const set = <K extends keyof GossipConfig>(k: K, v: GossipConfig[K] | undefined | null) => {
+    if (v !== undefined && v !== null) out[k] = v;
+  };
+  set('probeInterval', ms(g?.probe_interval));
+  set('probeTimeout', ms(g?.probe_timeout));
+  set('gossipInterval', ms(g?.gossip_interval));
+  set('suspicionMult', g?.suspicion_mult);
+  set('pushPullInterval', ms(g?.push_pull_interval));
+  set('reconnectInterval', ms(g?.reconnect_interval));
+  set('deadReapTimeout', ms(g?.dead_reap_timeout));
+  set('leftReapTimeout', ms(g?.left_reap_timeout));
+  return out;
+}
+
 function buildConfig(f: ConfigFile, settings: CheckedSettings, absFile: string): Config {
   const dir = dirname(absFile);
   const abs = (p: string): string => resolve(dir, p);
@@ -715,6 +747,8 @@ function buildConfig(f: ConfigFile, settings: CheckedSettings, absFile: string):
     },
     log,
     join: [...(f.join ?? [])],
+    gossip: gossipConfig(f.gossip),
+    adminKeys: (f.admin_keys ?? []).map(abs),
     networks: (f.networks ?? []).map((net) => ({ name: net.name, relays: [...(net.relays ?? [])] })),
     pools: (f.pools ?? []).map((p, i) => ({ name: p.name, members: [...(p.members ?? [])], settings: settings.pools[i] ?? {} })),
     overrides,

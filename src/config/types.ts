@@ -66,6 +66,19 @@ export interface LogConfig {
   format: 'auto' | 'json' | 'pretty';
 }
 
+/** Gossip (membership) timing: a profile plus overrides, all durations in ms. See docs/membership.md. */
+export interface GossipConfig {
+  profile: 'lan' | 'wan' | 'local';
+  probeInterval?: number;
+  probeTimeout?: number;
+  gossipInterval?: number;
+  suspicionMult?: number;
+  pushPullInterval?: number;
+  reconnectInterval?: number;
+  deadReapTimeout?: number;
+  leftReapTimeout?: number;
+}
+
 export interface NetworkDef {
   name: string;
   /** Relay members ("Princess Bee Hosts") carrying traffic from other networks. */
@@ -94,6 +107,9 @@ export interface Config {
   log: LogConfig;
   /** Seed addresses ("host:port") to join. */
   join: string[];
+  gossip: GossipConfig;
+  /** Ed25519 public keys (PEM files) whose signed pool documents this node accepts. */
+  adminKeys: string[];
   networks: NetworkDef[];
   pools: PoolDef[];
   overrides: Record<string, NodeOverride>;

@@ -4,9 +4,10 @@
  * The local API streams the same events to clients (GET /v1/events).
  */
 import { EventEmitter } from 'node:events';
+import type { FailoverEventMap } from '../failover/types.ts';
 
 /** Every event kind and its payload. Components add their kinds here. */
-export interface EventMap {
+export interface EventMap extends FailoverEventMap {
   'agent.started': { node: string };
   'agent.stopping': { node: string; reason: string };
   'config.reloaded': { node: string; file: string };

@@ -29,6 +29,9 @@
  * Depends on: zod, ./vars.ts, ./types.ts.
  */
 import { z } from 'zod';
+import { durationSchema, parseDurationMs } from '../config/duration.ts';
+
+export { parseDurationMs };
 import { checkTemplate } from './vars.ts';
 import { TRANSITIONS } from './types.ts';
 import type { Action, PreemptPolicy, ResolvedService, Transition } from './types.ts';
@@ -42,20 +45,7 @@ export const DEFAULTS = {
   retries: 2,
 } as const;
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** '500ms' | '3s' | '2m' | '1h' → ms; undefined if malformed or zero. */
-export function parseDurationMs(text: string): number | undefined {
-  const m = DURATION.exec(text.trim());
-  if (!m) return undefined;
-  const ms = Number(m[1]) * (UNIT_MS[m[2] ?? ''] ?? Number.NaN);
-  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
-}
-
-const duration = z.string().refine((s) => parseDurationMs(s) !== undefined, {
-  error: (iss) => `expected a duration greater than zero like 500ms, 3s, 2m, 1h, got ${JSON.stringify(iss.input)}`,
-});
+const duration = durationSchema;
 
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const nodeName = z.string().regex(NODE_NAME, { error: 'expected a node name ([A-Za-z0-9._-], starting with a letter or digit)' });

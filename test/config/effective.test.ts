@@ -30,6 +30,8 @@ function configOf(pools: { name: string; members: string[]; settings: ComponentS
     api: { socket: '/d/api.sock', tokens: [] },
     log: { level: 'info', format: 'auto' },
     join: [],
+    gossip: { profile: 'lan' },
+    adminKeys: [],
     networks: [],
     pools,
     overrides: Object.fromEntries(Object.entries(overrides).map(([k, v]) => [k, { settings: v }])),

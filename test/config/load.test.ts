@@ -119,7 +119,7 @@ describe('malformed files: each problem with its line, column and path', () => {
 
   test('unknown key, far from any: lists the known keys', () => {
     expectProblems(bad(yaml(...BASE, 'colour: blue')), [
-      { line: 25, column: 1, path: 'colour', message: /^unknown key "colour" \(known keys: node, api, log, join, networks, pools, overrides\)$/ },
+      { line: 25, column: 1, path: 'colour', message: /^unknown key "colour" \(known keys: node, api, log, join, gossip, admin_keys, networks, pools, overrides\)$/ },
     ]);
   });
 
