@@ -8,7 +8,7 @@
  * events/bus.ts ('rpc.peer_refused'), log/logger.ts.
  */
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { EventBus } from '../events/bus.ts';
 import type { Logger } from '../log/logger.ts';
 import { describeTlsError, peerIdentity, serverTlsOptions, type TlsMaterial } from '../security/tls.ts';
@@ -110,11 +110,15 @@ export class RpcServer {
     if (this.#server) return Promise.reject(new Error('RpcServer.listen() called twice'));
     const server = createServer({ ...serverTlsOptions(this.#opts.tls), handshakeTimeout: this.#opts.handshakeTimeoutMs ?? 10_000 });
     this.#server = server;
+    // The address is gone once node destroys a refused socket: note it while the TCP socket is fresh.
+    const remotes = new WeakMap<object, string>();
+    server.on('connection', (raw: Socket) => remotes.set(raw, `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? '?'}`));
     server.on('secureConnection', (socket: TLSSocket) => this.#accept(socket));
     server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
-      const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-      const reason = describeTlsError(err, socket.authorizationError);
-      this.#refused(remote, reason);
+      const parent = (socket as unknown as { _parent?: object })._parent;
+      const remote = (parent && remotes.get(parent)) ?? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+      this.#refused(remote, describeTlsError(err, socket.authorizationError));
+      socket.destroy(); // a handshake timeout alone leaves the TCP connection open
     });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
