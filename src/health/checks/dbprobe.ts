@@ -193,8 +193,18 @@ export class PostgresCheck implements Check {
     const { conv, t0 } = o;
     try {
       conv.sock.write(pgStartupMessage(this.#user, this.#database));
-      const r = await conv.read(decodePgReply);
+      let r = await conv.read(decodePgReply);
       const latency = performance.now() - t0;
+      // Trust auth (AuthenticationOk) is followed by the backend start: read on to ReadyForQuery
+      // ('Z') or an error such as an unknown database, so the output tells the whole story.
+      // A server that streams forever is cut off by the runner's timeout.
+      if (!isProblem(r) && r.type === 'auth' && r.code === 0) {
+        for (;;) {
+          const next = await conv.read(decodePgReply);
+          if (isProblem(next) || (next.type === 'other' && next.tag === 'Z')) break;
+          if (next.type === 'error') { r = next; break; }
+        }
+      }
       if (isProblem(r)) return { values: {}, output: `${where}: ${r.problem}`, failed: r.problem };
       if (r.type === 'auth') {
         return { values: { latency }, output: `${where}: accepting connections (auth ${PG_AUTH[r.code] ?? r.code}) in ${formatDuration(latency)}` };
