@@ -64,7 +64,7 @@ export const DNS_TYPES = ['A', 'AAAA', 'CNAME', 'MX', 'NS', 'TXT', 'SRV', 'SOA',
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS'] as const;
 
 export function formOf(kind: CheckKind): string {
-  return KINDS[kind].form + (kind === 'command' ? ' [every DURATION] [timeout DURATION] [recover after N cycles]' : TAIL);
+  return KINDS[kind].form + (kind === 'command' ? ' [for N cycles] [every DURATION] [timeout DURATION] [recover after N cycles]' : TAIL);
 }
 
 // ---------------------------------------------------------------------------------------------
