@@ -273,7 +273,7 @@ export class RpcClientPool {
         () => fail(new RpcError(ErrorCodes.connectFailed, `connecting to ${peer.name} (${peer.host}:${peer.port}) timed out after ${timeoutMs} ms`)),
         timeoutMs,
       );
-      socket.once('error', (err: NodeJS.ErrnoException) => {
+      socket.on('error', (err: NodeJS.ErrnoException) => {
         if (settled) return;
         const reason = describeTlsError(err);
         if (!secure && (err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'ETIMEDOUT')) {
