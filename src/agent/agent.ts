@@ -25,7 +25,15 @@ import { RpcClientPool } from '../rpc/client.ts';
 import { LocalApi } from '../api/server.ts';
 import { createMetrics, type AgentMetrics } from '../api/metrics.ts';
 import { registerCoreRoutes } from './routes.ts';
+import { registerClusterRoutes } from './cluster-routes.ts';
+import { ClusterServices } from './cluster.ts';
+import { startHealth } from './health.ts';
+import { startFailovers } from './failover.ts';
+import type { HealthMonitor } from '../health/index.ts';
+import type { Failover } from '../failover/failover.ts';
+import type { PoolDef } from '../config/types.ts';
 import { VERSION } from './version.ts';
+import './components.ts';
 
 export class ConfigInvalidError extends Error {
   readonly problems: ConfigProblem[];
@@ -65,9 +73,15 @@ export class Agent {
   readonly peers: RpcClientPool;
   readonly api: LocalApi;
   readonly metrics: AgentMetrics;
+  cluster?: ClusterServices;
+  health?: HealthMonitor;
+  failovers = new Map<string, Failover>();
   readonly #lock: StateLock;
   #rpcPort = 0;
   #stopping?: Promise<void>;
+  #markDone!: () => void;
+  /** Resolves once the agent has stopped, whoever asked (signal, API leave). */
+  readonly done = new Promise<void>((r) => (this.#markDone = r));
 
   private constructor(parts: {
     config: Config; logger: Logger; bus: EventBus; lock: StateLock; store: Store; tls: TlsMaterial;
@@ -113,6 +127,16 @@ export class Agent {
       const { port } = await rpc.listen();
       agent.#rpcPort = port;
       cleanup.unshift(() => rpc.close());
+      const cluster = await ClusterServices.create(agent);
+      agent.cluster = cluster;
+      agent.recomputeEffective();
+      await cluster.start();
+      cleanup.unshift(() => cluster.stop({ leave: false }));
+      agent.health = startHealth(agent, cluster);
+      cleanup.unshift(() => agent.health?.stop());
+      agent.failovers = startFailovers(agent, cluster);
+      cleanup.unshift(async () => { await Promise.all([...agent.failovers.values()].map((f) => f.stop())); });
+      registerClusterRoutes(agent, cluster);
       await api.start();
       bus.publish('agent.started', { node: config.node.name });
       store.appendHistory('agent', 'started', { version: VERSION, pid: process.pid });
@@ -130,6 +154,15 @@ export class Agent {
       this.metrics.rpcRefused.inc({ reason: ev.data.reason.slice(0, 60) });
     });
     registerCoreRoutes(this);
+  }
+
+  /** Pool definitions in force: the newest signed document from gossip, else the config file's. */
+  pools(): PoolDef[] {
+    return this.cluster?.pooldefs.current()?.pools ?? this.config.pools;
+  }
+
+  recomputeEffective(): void {
+    this.effective = effectiveConfig({ ...this.config, pools: this.pools() }, this.config.node.name);
   }
 
   get rpcPort(): number {
@@ -154,6 +187,9 @@ export class Agent {
       network: this.config.node.network,
       pools: this.effective.pools,
       conflicts: this.effective.conflicts.length,
+      members: this.cluster?.memberlist.numMembers() ?? 0,
+      health: this.health?.summary().status ?? 'UNKNOWN',
+      poolDocument: this.cluster?.pooldefs.current()?.version ?? null,
       rpc: { host: this.config.node.bind, port: this.#rpcPort },
       api: { socket: this.config.api.socket, tcp: this.api.tcpAddress ?? null },
       certificate: { node: this.tls.nodeName, notAfter: this.tls.notAfter.toISOString() },
@@ -182,7 +218,8 @@ export class Agent {
     }
     // Restart-only settings keep their running values so status tells the truth.
     this.config = { ...next, node: { ...old, network: next.node.network, gossipKeyring: next.node.gossipKeyring }, api: { ...this.config.api, tokens: next.api.tokens } };
-    this.effective = effectiveConfig(this.config, this.config.node.name);
+    this.recomputeEffective();
+    this.cluster?.refreshMeta();
     this.api.setTokens(next.api.tokens);
     this.logger.level = next.log.level;
     this.metrics.configReloads.inc({ result: 'applied' });
@@ -192,14 +229,23 @@ export class Agent {
     return { ok: true, problems: [], needsRestart };
   }
 
-  stop(reason = 'requested'): Promise<void> {
-    this.#stopping ??= this.#stop(reason);
+  /** Stops the agent; with `leave`, first tells the cluster it leaves on purpose (not a failure). */
+  stop(reason = 'requested', opts: { leave?: boolean } = {}): Promise<void> {
+    this.#stopping ??= this.#stop(reason, opts.leave ?? false);
     return this.#stopping;
   }
 
-  async #stop(reason: string): Promise<void> {
+  get stopping(): Promise<void> | undefined {
+    return this.#stopping;
+  }
+
+  async #stop(reason: string, leave: boolean): Promise<void> {
     this.logger.info({ reason }, 'agent stopping');
     this.bus.publish('agent.stopping', { node: this.config.node.name, reason });
+    // A master hands over before the RPC server closes (so it can still reach the voters).
+    await Promise.all([...this.failovers.values()].map((f) => f.stop())).catch((err: unknown) => this.logger.warn({ err }, 'failover stop failed'));
+    await this.health?.stop();
+    await this.cluster?.stop({ leave }).catch((err: unknown) => this.logger.warn({ err }, 'membership stop failed'));
     await this.api.stop().catch((err: unknown) => this.logger.warn({ err }, 'api stop failed'));
     await this.rpc.close().catch((err: unknown) => this.logger.warn({ err }, 'rpc stop failed'));
     await this.peers.close();
@@ -207,5 +253,6 @@ export class Agent {
     this.store.close();
     this.#lock.release();
     this.logger.info('agent stopped');
+    this.#markDone();
   }
 }

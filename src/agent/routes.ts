@@ -24,7 +24,7 @@ const historyQuery = z.strictObject({
 });
 
 /** Parses with zod and turns failures into a 400 that names the offending field. */
-function parse<T>(schema: z.ZodType<T>, input: unknown): T {
+export function parseBody<T>(schema: z.ZodType<T>, input: unknown): T {
   const r = schema.safeParse(input ?? {});
   if (r.success) return r.data;
   const msg = r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
@@ -40,7 +40,7 @@ export function registerCoreRoutes(agent: Agent): void {
       return reply.code(r.ok ? 200 : 422).send(r);
     });
     app.post('/v1/peers/ping', { config: { role: 'operator' } }, async (req, reply) => {
-      const body = parse(pingBody, req.body);
+      const body = parseBody(pingBody, req.body);
       try {
         return await agent.pingPeer(body, body.timeoutMs);
       } catch (err) {
@@ -48,7 +48,7 @@ export function registerCoreRoutes(agent: Agent): void {
       }
     });
     app.get('/v1/history', { config: { role: 'read' } }, async (req) => {
-      const q = parse(historyQuery, req.query);
+      const q = parseBody(historyQuery, req.query);
       return agent.store.history(q);
     });
     app.get('/metrics', { config: { role: 'read' } }, async (_req, reply) => {

@@ -4,7 +4,7 @@
  * - Unix socket (mode 0600, owner only): full operator access; file permissions are the auth.
  * - Optional TCP listener: every request needs `Authorization: Bearer <secret>`; tokens have a
  *   role, `read` (GET only) or `operator` (everything). Only sha256 hashes of secrets are held.
- * - GET /v1/health needs no token (for load balancers and probes) and says only up/down.
+ * - GET /healthz needs no token (for load balancers and probes) and says only up/down.
  *
  * Components add their endpoints with `addRoutes(fn)` before `start()`; each route states the
  * role it needs in `config.role`. Public interface: LocalApi. Depends on fastify, security/tokens.
@@ -100,7 +100,7 @@ export class LocalApi {
     app.setNotFoundHandler((req, reply) => {
       void reply.code(404).send({ error: 'not_found', message: `no such endpoint: ${req.method} ${req.url}` });
     });
-    app.get('/v1/health', { config: { role: 'none' } }, async () => ({ status: 'up' }));
+    app.get('/healthz', { config: { role: 'none' } }, async () => ({ status: 'up' }));
     for (const r of this.#registrars) r(app);
     return app;
   }

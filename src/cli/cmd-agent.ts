@@ -18,21 +18,17 @@ export function registerAgentCommand(program: Command): void {
         if (err instanceof ConfigInvalidError || err instanceof LockError) throw new CliExit(EXIT.failed, `multiall agent: ${err.message}`);
         throw new CliExit(EXIT.failed, `multiall agent: cannot start: ${(err as Error).message}`);
       }
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          agent.stop(signal).then(resolve, (err: unknown) => {
-            agent.logger.error({ err }, 'stop failed');
-            resolve();
-          });
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.on('SIGHUP', () => {
-          agent.logger.info('SIGHUP: reloading configuration');
-          void agent.reload();
-        });
-        // A bug in one handler must not take the whole agent (and its peers' view of it) down.
-        process.on('unhandledRejection', (err) => agent.logger.error({ err }, 'unhandled promise rejection'));
+      const stop = (signal: string) => {
+        agent.stop(signal).catch((err: unknown) => agent.logger.error({ err }, 'stop failed'));
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGHUP', () => {
+        agent.logger.info('SIGHUP: reloading configuration');
+        void agent.reload();
       });
+      // A bug in one handler must not take the whole agent (and its peers' view of it) down.
+      process.on('unhandledRejection', (err) => agent.logger.error({ err }, 'unhandled promise rejection'));
+      await agent.done;
     });
 }

@@ -11,6 +11,8 @@ import { registerAgentCommand } from './cmd-agent.ts';
 import { registerConfigCommands } from './cmd-config.ts';
 import { registerSecurityCommands } from './cmd-security.ts';
 import { registerApiCommands } from './cmd-api.ts';
+import { registerClusterCommands } from './cmd-cluster.ts';
+import '../agent/components.ts';
 import { ApiError, ApiUnreachableError } from './client.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
@@ -39,6 +41,7 @@ export function buildProgram(): Command {
   registerConfigCommands(program);
   registerSecurityCommands(program);
   registerApiCommands(program);
+  registerClusterCommands(program);
   // Subcommands inherit exitOverride so usage errors come back here.
   for (const c of program.commands) {
     c.exitOverride();

@@ -166,7 +166,7 @@ export class Cluster {
         throw new Error(`harness: ${name} exited with ${proc.exitCode ?? proc.signalCode} during start:\n${this.logOf(name).slice(-3000)}`);
       }
       try {
-        await apiRequest({ socketPath: h.socketPath }, 'GET', '/v1/health', undefined, 1000);
+        await apiRequest({ socketPath: h.socketPath }, 'GET', '/healthz', undefined, 1000);
         return h;
       } catch {
         if (Date.now() > deadline) throw new Error(`harness: ${name} not up after ${timeoutMs} ms:\n${this.logOf(name).slice(-3000)}`);

@@ -149,7 +149,9 @@ export class UdpTransport implements Transport {
       return cb(e as Error);
     }
     let finished = false;
-    const sock = net.connect({ host: hp.host, port: hp.port });
+    // Send from our bind address (not the kernel's pick) so the peer and any firewall rule see who we are.
+    const bind = this.#opts.bindAddr;
+    const sock = net.connect({ host: hp.host, port: hp.port, ...(bind !== '0.0.0.0' && bind !== '::' ? { localAddress: bind } : {}) });
     this.#open.add(sock);
     const done = (err: Error | null, resp?: Uint8Array): void => {
       if (finished) return;

@@ -36,6 +36,8 @@ export interface RpcClientPoolOptions {
   /** TCP connect + TLS handshake + hello (default 10 s). */
   handshakeTimeoutMs?: number;
   keepaliveMs?: number;
+  /** Source address for outgoing connections (the node's bind address, so per-address firewall rules and partitions see the right sender). */
+  localAddress?: string;
 }
 
 interface Pending {
@@ -261,7 +263,13 @@ export class RpcClientPool {
       let settled = false;
       let client: ClientConn | undefined;
       let secure = false;
-      const socket = connect({ host: peer.host, port: peer.port, ...clientTlsOptions(this.#opts.tls, peer.name) });
+      const local = this.#opts.localAddress;
+      const socket = connect({
+        host: peer.host,
+        port: peer.port,
+        ...(local && local !== '0.0.0.0' && local !== '::' ? { localAddress: local } : {}),
+        ...clientTlsOptions(this.#opts.tls, peer.name),
+      });
       const fail = (err: RpcError): void => {
         if (settled) return;
         settled = true;

@@ -2,7 +2,7 @@
  * One agent per state directory. The lock file holds the owner's pid; a lock left by a process
  * that no longer exists (kill -9, crash) is taken over, a live owner makes the start fail.
  */
-import { openSync, writeSync, closeSync, readFileSync, unlinkSync, constants } from 'node:fs';
+import { openSync, writeSync, closeSync, readFileSync, unlinkSync, mkdirSync, constants } from 'node:fs';
 import { join } from 'node:path';
 
 export class LockError extends Error {}
@@ -22,6 +22,7 @@ function alive(pid: number): boolean {
 }
 
 export function acquireLock(dataDir: string): StateLock {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const path = join(dataDir, 'agent.lock');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

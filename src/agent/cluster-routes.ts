@@ -1,0 +1,87 @@
+/**
+ * API endpoints of the cluster-facing components:
+ *   GET  /v1/members?pool=&network=   read      members with status, pools, network, health
+ *   POST /v1/join {addresses}         operator  join through any of these gossip addresses
+ *   POST /v1/leave                    operator  leave the cluster gracefully and stop the agent
+ *   POST /v1/maintenance {on,reason}  operator  planned downtime: known but intentionally out
+ *   GET  /v1/keys                     read      gossip keyring (fingerprints only)
+ *   POST /v1/keys {op,key}            operator  install | use | remove a key on every live member
+ *   GET  /v1/pools                    read      pool definitions in force and their source
+ *   POST /v1/pools {document}         operator  publish a signed pool-definition document
+ *   GET  /v1/health?pool=             read      this node's checks + every member's summary
+ *   GET  /v1/failover                 read      every service's role, master and term here
+ *   POST /v1/failover/switch          operator  planned switchover {pool?, service, to}
+ */
+import { z } from 'zod';
+import type { Agent } from './agent.ts';
+import type { ClusterServices } from './cluster.ts';
+import { parseBody } from './routes.ts';
+
+const joinBody = z.strictObject({ addresses: z.array(z.string().min(1).max(300)).min(1).max(100) });
+const maintBody = z.strictObject({ on: z.boolean(), reason: z.string().max(200).optional() });
+const keysBody = z.strictObject({ op: z.enum(['install', 'use', 'remove']), key: z.string().min(1).max(100) });
+const poolsBody = z.strictObject({ document: z.unknown() });
+const membersQuery = z.strictObject({ pool: z.string().max(63).optional(), network: z.string().max(63).optional() });
+const switchBody = z.strictObject({ pool: z.string().max(63).optional(), service: z.string().min(1).max(63), to: z.string().min(1).max(63) });
+
+export function registerClusterRoutes(agent: Agent, cluster: ClusterServices): void {
+  agent.rpc.handle('health.summary', async () => agent.health?.summary() ?? null);
+  agent.api.addRoutes((app) => {
+    app.get('/v1/members', { config: { role: 'read' } }, async (req) => cluster.members(parseBody(membersQuery, req.query)));
+    app.post('/v1/join', { config: { role: 'operator' } }, async (req, reply) => {
+      const { addresses } = parseBody(joinBody, req.body);
+      try {
+        return { reached: await cluster.join(addresses) };
+      } catch (err) {
+        return reply.code(502).send({ error: 'join_failed', message: (err as Error).message });
+      }
+    });
+    app.post('/v1/leave', { config: { role: 'operator' } }, async () => {
+      // Answer first, then leave and stop: the caller should not wait for the whole shutdown.
+      setImmediate(() => void agent.stop('leave requested through the API', { leave: true }));
+      return { leaving: true };
+    });
+    app.post('/v1/maintenance', { config: { role: 'operator' } }, async (req) => {
+      const { on, reason } = parseBody(maintBody, req.body);
+      cluster.memberlist.setMaintenance(on, reason ?? '');
+      agent.health?.setMaintenance(on, reason);
+      agent.store.appendHistory('membership', on ? 'maintenance_on' : 'maintenance_off', { reason: reason ?? '' });
+      return { maintenance: on, reason: reason ?? '' };
+    });
+    app.get('/v1/keys', { config: { role: 'read' } }, async () => cluster.keyringList());
+    app.post('/v1/keys', { config: { role: 'operator' } }, async (req, reply) => {
+      const { op, key } = parseBody(keysBody, req.body);
+      const results = await cluster.keysOp(op, key);
+      return reply.code(results.every((r) => r.ok) ? 200 : 502).send({ op, results });
+    });
+    app.get('/v1/pools', { config: { role: 'read' } }, async () => {
+      const doc = cluster.pooldefs.current();
+      return { source: doc ? 'signed-document' : 'config-file', version: doc?.version ?? 0, signer: doc?.signer ?? null, pools: agent.pools() };
+    });
+    app.post('/v1/pools', { config: { role: 'operator' } }, async (req, reply) => {
+      const { document } = parseBody(poolsBody, req.body);
+      const r = cluster.applyPools(document);
+      if (!r.accepted && r.reason !== 'already current') return reply.code(422).send({ error: 'refused', message: r.reason ?? 'refused' });
+      return { accepted: r.accepted, version: r.current?.version ?? 0 };
+    });
+    app.get('/v1/health', { config: { role: 'read' } }, async (req) => {
+      const { pool } = parseBody(membersQuery, req.query);
+      return { local: agent.health?.summary() ?? null, members: cluster.members(pool ? { pool } : {}).map((m) => ({ name: m.name, status: m.status, health: m.health, pools: m.pools })) };
+    });
+    app.get('/v1/failover', { config: { role: 'read' } }, async () =>
+      [...agent.failovers.values()].flatMap((f) => f.status()),
+    );
+    app.post('/v1/failover/switch', { config: { role: 'operator' } }, async (req, reply) => {
+      const { pool, service, to } = parseBody(switchBody, req.body);
+      const candidates = [...agent.failovers.entries()].filter(([p, f]) => (!pool || p === pool) && f.status().some((s) => s.service === service));
+      const only = candidates[0];
+      if (!only) return reply.code(404).send({ error: 'not_found', message: `no failover service ${service}${pool ? ` in pool ${pool}` : ''} on this node` });
+      if (candidates.length > 1) return reply.code(400).send({ error: 'ambiguous', message: `service ${service} exists in pools ${candidates.map(([p]) => p).join(', ')}: give --pool` });
+      try {
+        return await only[1].switchTo(service, to);
+      } catch (err) {
+        return reply.code(409).send({ error: 'switch_failed', message: (err as Error).message });
+      }
+    });
+  });
+}

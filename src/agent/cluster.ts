@@ -1,0 +1,261 @@
+/**
+ * Wires membership (gossip), signed pool definitions and the gossip keyring into the agent.
+ *
+ * - The local Memberlist advertises this node's metadata: agent version, network, pools, RPC
+ *   port, health summary and the digest of its pool-definition document.
+ * - Peers' RPC addresses come from that metadata (gossip address + advertised RPC port).
+ * - Pool documents spread by digest (see pooldefs/manager.ts): a newer digest in a peer's
+ *   metadata makes us fetch the document over mTLS RPC (`pools.get`).
+ * - Keyring operations (`keys install|use|remove`) are fanned out over mTLS RPC (`keys.op`) to
+ *   every live member and persisted in each member's keyring file.
+ *
+ * Public interface: ClusterServices (start, stop, members, peerAddress, keysOp, applyPools,
+ * setMetaField). Depends on membership, pooldefs, rpc, security/gossipkey, state.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { Memberlist, type MemberInfo } from '../membership/memberlist.ts';
+import { profileConfig, type MembershipConfig } from '../membership/config.ts';
+import { Keyring } from '../membership/keyring.ts';
+import { readKeyring, writeKeyring, keyringAdd, keyringUse, keyringRemove, type Keyring as KeyringFile } from '../security/gossipkey.ts';
+import { PoolDefinitions, type Digest } from '../pooldefs/manager.ts';
+import { loadTrustedKey, type PoolDocument, type TrustedKey } from '../pooldefs/document.ts';
+import type { Agent, PeerAddress } from './agent.ts';
+import { VERSION } from './version.ts';
+
+export type KeyOp = 'install' | 'use' | 'remove';
+
+const keyOpBody = z.strictObject({ op: z.enum(['install', 'use', 'remove']), key: z.string().min(1).max(100) });
+
+export interface MemberView {
+  name: string;
+  address: string;
+  status: string;
+  pools: string[];
+  network: string;
+  health: string;
+  maintenance: boolean;
+  maintenanceReason?: string;
+  version: string;
+  rpcPort?: number;
+}
+
+function membershipConfig(agent: Agent): Partial<MembershipConfig> {
+  const g = agent.config.gossip;
+  const base = profileConfig(g.profile);
+  const { profile: _p, ...overrides } = g;
+  return { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+}
+
+function loadTrusted(paths: string[]): TrustedKey[] {
+  return paths.map((p) => {
+    try {
+      return loadTrustedKey(readFileSync(p, 'utf8'));
+    } catch (err) {
+      throw new Error(`admin key ${p}: ${(err as Error).message}`, { cause: err });
+    }
+  });
+}
+
+export class ClusterServices {
+  readonly agent: Agent;
+  readonly memberlist: Memberlist;
+  readonly pooldefs: PoolDefinitions;
+  readonly #keyringPath: string;
+  #keyring: KeyringFile;
+  #meta: Record<string, unknown>;
+  #joinTimer?: NodeJS.Timeout;
+
+  private constructor(agent: Agent, keyringPath: string, keyring: KeyringFile) {
+    this.agent = agent;
+    this.#keyringPath = keyringPath;
+    this.#keyring = keyring;
+    this.pooldefs = new PoolDefinitions({
+      store: agent.store,
+      trusted: loadTrusted(agent.config.adminKeys),
+      logger: agent.logger,
+      bus: agent.bus,
+      fetchFrom: async (peer) => {
+        const addr = this.peerAddress(peer);
+        if (!addr) throw new Error(`no RPC address known for ${peer}`);
+        return agent.peers.call(addr, 'pools.get', {}, { timeoutMs: 10_000 });
+      },
+    });
+    this.#meta = this.#baseMeta();
+    const keys = [keyring.primary, ...keyring.keys.filter((k) => k !== keyring.primary)];
+    this.memberlist = new Memberlist({
+      name: agent.config.node.name,
+      bindAddr: agent.config.node.bind,
+      advertiseAddr: agent.config.node.advertise,
+      port: agent.config.node.gossipPort,
+      config: membershipConfig(agent),
+      keyring: new Keyring(keys),
+      meta: this.#meta,
+      logger: agent.logger.child({ component: 'membership' }),
+      bus: agent.bus,
+      onEvent: (ev) => {
+        if (ev.kind === 'joined' || ev.kind === 'updated' || ev.kind === 'alive') {
+          void this.pooldefs.onPeerDigest(ev.member.name, ev.member.meta.pd as Digest | undefined);
+        }
+      },
+    });
+  }
+
+  static async create(agent: Agent): Promise<ClusterServices> {
+    const path = agent.config.node.gossipKeyring;
+    if (!path) throw new Error("node.gossip_keyring is required: gossip is always encrypted (create one with 'multiall keygen --out FILE')");
+    const kr = await readKeyring(path);
+    return new ClusterServices(agent, path, kr);
+  }
+
+  #baseMeta(): Record<string, unknown> {
+    const digest = this.pooldefs.digest();
+    return {
+      v: VERSION,
+      net: this.agent.config.node.network,
+      pools: this.agent.effective.pools,
+      rpc: this.agent.rpcPort || this.agent.config.node.rpcPort,
+      health: (this.#meta?.health as string | undefined) ?? 'UNKNOWN',
+      ...(digest ? { pd: digest } : {}),
+    };
+  }
+
+  /** Sets one metadata field (e.g. health) and gossips the change. */
+  setMetaField(key: string, value: unknown): void {
+    this.#meta = { ...this.#meta, [key]: value };
+    this.memberlist.setMeta(this.#meta);
+  }
+
+  /** Recomputes metadata from the agent's current state (after reload or a new pool document). */
+  refreshMeta(): void {
+    this.#meta = { ...this.#meta, ...this.#baseMeta() };
+    this.memberlist.setMeta(this.#meta);
+  }
+
+  async start(): Promise<void> {
+    const a = this.agent;
+    a.rpc.handle('pools.get', async () => this.pooldefs.current() ?? null);
+    a.rpc.handle('keys.op', async (body, ctx) => {
+      const { op, key } = keyOpBody.parse(body);
+      a.logger.info({ op, from: ctx.peer }, 'gossip keyring operation requested by peer');
+      await this.#localKeyOp(op, key);
+      return { node: a.config.node.name, keys: this.#keyring.keys.length };
+    });
+    a.bus.on('pools.updated', () => {
+      a.recomputeEffective();
+      this.refreshMeta();
+    });
+    this.memberlist.setMeta({ ...this.#meta, rpc: a.rpcPort });
+    await this.memberlist.start();
+    this.#joinLoop(0);
+  }
+
+  /** Joins the configured seeds, retrying with backoff until one answers (seeds may start later). */
+  #joinLoop(attempt: number): void {
+    const seeds = this.agent.config.join;
+    if (seeds.length === 0) return;
+    const run = async () => {
+      try {
+        const n = await this.memberlist.join(seeds);
+        this.agent.logger.info({ reached: n, seeds }, 'joined the cluster');
+      } catch (err) {
+        const delay = Math.min(30_000, 500 * 2 ** attempt);
+        this.agent.logger.warn({ err: (err as Error).message, retryInMs: delay }, 'join failed; retrying');
+        this.#joinTimer = setTimeout(() => this.#joinLoop(attempt + 1), delay);
+      }
+    };
+    void run();
+  }
+
+  async join(addrs: string[]): Promise<number> {
+    return this.memberlist.join(addrs);
+  }
+
+  async stop(opts: { leave: boolean }): Promise<void> {
+    clearTimeout(this.#joinTimer);
+    if (opts.leave) await this.memberlist.leave(3000).catch((err: unknown) => this.agent.logger.warn({ err }, 'graceful leave failed'));
+    await this.memberlist.shutdown();
+  }
+
+  members(filter: { pool?: string; network?: string } = {}): MemberView[] {
+    return this.memberlist
+      .members()
+      .map((m) => view(m))
+      .filter((m) => (!filter.pool || m.pools.includes(filter.pool)) && (!filter.network || m.network === filter.network))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** RPC address of a member, from its gossip address and advertised RPC port. */
+  peerAddress(name: string): PeerAddress | undefined {
+    const m = this.memberlist.member(name);
+    if (!m) return undefined;
+    const rpc = m.meta.rpc;
+    if (typeof rpc !== 'number') return undefined;
+    const host = m.addr.startsWith('[') ? m.addr.slice(1, m.addr.indexOf(']')) : m.addr.slice(0, m.addr.lastIndexOf(':'));
+    return { name, host, port: rpc };
+  }
+
+  keyringList(): { primary: string; keys: string[] } {
+    // Keys are secrets: only their fingerprints leave the agent.
+    const fp = (k: string) => `${k.slice(0, 4)}…(${Buffer.from(k, 'base64').length * 8} bit)`;
+    return { primary: fp(this.#keyring.primary), keys: this.#keyring.keys.map(fp) };
+  }
+
+  async #localKeyOp(op: KeyOp, key: string): Promise<void> {
+    const next = op === 'install' ? keyringAdd(this.#keyring, key) : op === 'use' ? keyringUse(this.#keyring, key) : keyringRemove(this.#keyring, key);
+    const live = this.memberlist.keyring;
+    if (!live) throw new Error('gossip encryption is not enabled');
+    if (op === 'install') live.install(key);
+    else if (op === 'use') live.use(key);
+    else live.remove(key);
+    await writeKeyring(this.#keyringPath, next);
+    this.#keyring = next;
+    this.agent.store.appendHistory('membership', `key_${op}`, { keys: next.keys.length });
+  }
+
+  /** Applies a keyring operation here and on every live member; reports per node. */
+  async keysOp(op: KeyOp, key: string): Promise<{ node: string; ok: boolean; error?: string }[]> {
+    const results: { node: string; ok: boolean; error?: string }[] = [];
+    try {
+      await this.#localKeyOp(op, key);
+      results.push({ node: this.agent.config.node.name, ok: true });
+    } catch (err) {
+      return [{ node: this.agent.config.node.name, ok: false, error: (err as Error).message }];
+    }
+    const others = this.memberlist.liveMembers().filter((m) => m.name !== this.agent.config.node.name);
+    await Promise.all(
+      others.map(async (m) => {
+        const addr = this.peerAddress(m.name);
+        try {
+          if (!addr) throw new Error('no RPC address known');
+          await this.agent.peers.call(addr, 'keys.op', { op, key }, { timeoutMs: 10_000 });
+          results.push({ node: m.name, ok: true });
+        } catch (err) {
+          results.push({ node: m.name, ok: false, error: (err as Error).message });
+        }
+      }),
+    );
+    return results.sort((a, b) => a.node.localeCompare(b.node));
+  }
+
+  applyPools(doc: unknown): { accepted: boolean; reason?: string; current?: PoolDocument } {
+    const r = this.pooldefs.offer(doc, `api:${this.agent.config.node.name}`);
+    return { ...r, current: this.pooldefs.current() };
+  }
+}
+
+function view(m: MemberInfo): MemberView {
+  const meta = m.meta;
+  return {
+    name: m.name,
+    address: m.addr,
+    status: m.maintenance.on && m.state === 'alive' ? 'maintenance' : m.state,
+    pools: Array.isArray(meta.pools) ? (meta.pools as unknown[]).map(String) : [],
+    network: typeof meta.net === 'string' ? meta.net : '',
+    health: typeof meta.health === 'string' ? meta.health : 'UNKNOWN',
+    maintenance: m.maintenance.on,
+    ...(m.maintenance.reason ? { maintenanceReason: m.maintenance.reason } : {}),
+    version: typeof meta.v === 'string' ? meta.v : '',
+    ...(typeof meta.rpc === 'number' ? { rpcPort: meta.rpc } : {}),
+  };
+}
