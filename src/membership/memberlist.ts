@@ -697,7 +697,9 @@ export class Memberlist {
     if (!this.#running) return;
     this.#s.bytesReceived += data.length;
     const plain = this.#unwrap(data);
-    if (!plain) return;
+    // An empty reply tells an honest peer with the wrong key "authentication failed" at once
+    // instead of letting it time out; it reveals nothing.
+    if (!plain) return reply(EMPTY);
     let msgs: Message[];
     try {
       msgs = decode(plain);

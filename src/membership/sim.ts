@@ -36,8 +36,10 @@ interface Endpoint {
   addr: string;
   handler: TransportHandler | null;
   up: boolean;
-  /** Event-loop lag (ms) added to everything this member does. */
+  /** Event-loop lag (ms) incoming packets wait before being handled. */
   slow: number;
+  /** Extra lateness (ms) of this member's timers. */
+  timerLag: number;
   group: number;
 }
 
@@ -60,18 +62,18 @@ export class SimNetwork {
 
   /** A Transport bound to `addr` on this network. */
   transport(addr: string): Transport {
-    const ep: Endpoint = { addr, handler: null, up: true, slow: 0, group: 0 };
+    const ep: Endpoint = { addr, handler: null, up: true, slow: 0, timerLag: 0, group: 0 };
     this.#eps.set(addr, ep);
     return new SimTransport(this, ep);
   }
 
-  /** The clock a member sees: its timers fire late by its current lag. */
+  /** The clock a member sees: its timers fire late by its current timer lag. */
   clockFor(addr: string): Clock {
     const ep = this.#eps.get(addr);
     const c = this.clock;
     return {
       now: () => c.now(),
-      setTimer: (ms: number, fn: () => void): TimerHandle => c.setTimer(ms + (ep?.slow ?? 0), fn),
+      setTimer: (ms: number, fn: () => void): TimerHandle => c.setTimer(ms + (ep?.timerLag ?? 0), fn),
       clearTimer: (h: TimerHandle) => c.clearTimer(h),
     };
   }
@@ -82,9 +84,17 @@ export class SimNetwork {
     if (ep) ep.up = up;
   }
 
-  setSlow(addr: string, lagMs: number): void {
+  /**
+   * A degraded member (CPU-starved, blocked event loop): its incoming packets wait `inboundLagMs`
+   * before being handled, while its timers, which Node runs before I/O when the loop unblocks,
+   * fire only `timerLagMs` late. That is what makes a slow member time out on healthy peers.
+   */
+  setSlow(addr: string, inboundLagMs: number, timerLagMs = 0): void {
     const ep = this.#eps.get(addr);
-    if (ep) ep.slow = lagMs;
+    if (ep) {
+      ep.slow = inboundLagMs;
+      ep.timerLag = timerLagMs;
+    }
   }
 
   /** Split the network: addresses in different groups cannot talk. Unlisted stay in group 0. */
@@ -245,7 +255,10 @@ export class SimCluster {
       });
     });
     await this.run(spreadMs + 50);
-    await Promise.all(joins);
+    // Keep the clock moving until every join settled (retries and timeouts run on it).
+    let settled = false;
+    void Promise.all(joins).then(() => { settled = true; });
+    while (!settled) await this.run(100);
   }
 
   /** Advance virtual time, letting promise continuations run between steps. */
