@@ -147,7 +147,7 @@ export class SimNetwork {
     const to = this.#eps.get(toAddr);
     if (!this.#reachable(from, to)) return; // unreachable host: the caller times out
     this.clock.setTimer(this.#delay(to), () => {
-      if (!this.#reachable(from, to)) return;
+      if (!this.#reachable(from, to) || !to.handler) return;
       to.handler.onRequest(from.addr, data, (resp) => {
         this.counters.streamBytes += resp.length;
         this.clock.setTimer(this.#delay(from), () => {
