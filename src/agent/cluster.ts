@@ -14,6 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { Gauge } from 'prom-client';
 import { Memberlist, type MemberInfo } from '../membership/memberlist.ts';
 import { profileConfig, type MembershipConfig } from '../membership/config.ts';
 import { Keyring } from '../membership/keyring.ts';
@@ -132,8 +133,27 @@ export class ClusterServices {
     this.memberlist.setMeta(this.#meta);
   }
 
+  #registerMetrics(): void {
+    const ml = this.memberlist;
+    const stat = (name: string, help: string, read: (s: ReturnType<Memberlist['stats']>) => number) =>
+      new Gauge({ name, help, registers: [this.agent.metrics.registry], collect() { this.set(read(ml.stats())); } });
+    new Gauge({
+      name: 'multiall_members', help: 'Members by state as seen here', labelNames: ['state'], registers: [this.agent.metrics.registry],
+      collect() { for (const [state, n] of Object.entries(ml.stats().members)) this.set({ state }, n); },
+    });
+    stat('multiall_gossip_health_score', 'Lifeguard local health score (0 = healthy)', (s) => s.healthScore);
+    stat('multiall_gossip_auth_failures', 'Gossip packets dropped because no key authenticated them', (s) => s.authFailures);
+    stat('multiall_gossip_decode_errors', 'Gossip packets dropped because they did not decode', (s) => s.decodeErrors);
+    stat('multiall_gossip_bytes_sent', 'Gossip bytes sent', (s) => s.bytesSent);
+    stat('multiall_gossip_bytes_received', 'Gossip bytes received', (s) => s.bytesReceived);
+    stat('multiall_gossip_suspicions_raised', 'Suspicions this member raised', (s) => s.suspicionsRaised);
+    stat('multiall_gossip_refutes', 'Times this member refuted a suspicion about itself', (s) => s.refutes);
+    stat('multiall_pool_documents_refused', 'Pool-definition documents refused (unsigned, bad signature, older)', () => this.pooldefs.refused);
+  }
+
   async start(): Promise<void> {
     const a = this.agent;
+    this.#registerMetrics();
     a.rpc.handle('pools.get', async () => this.pooldefs.current() ?? null);
     a.rpc.handle('keys.op', async (body, ctx) => {
       const { op, key } = keyOpBody.parse(body);

@@ -43,7 +43,17 @@ export interface ClusterOptions {
   /** Extra top-level or node-level YAML for one node's config (merged shallowly). */
   configFor?: (name: string) => Record<string, unknown>;
   logLevel?: string;
+  /** Gossip timing (config `gossip:` section); default FAST_GOSSIP so tests detect failures in about a second. */
+  gossip?: Record<string, unknown>;
+  /** Admin public key files every node trusts for signed pool documents. */
+  adminKeys?: string[];
 }
+
+/** Short timers for tests on loopback: the protocol code is the real one, only the periods shrink. */
+export const FAST_GOSSIP = {
+  profile: 'local', probe_interval: '200ms', probe_timeout: '100ms', gossip_interval: '50ms',
+  suspicion_mult: 3, push_pull_interval: '2s', reconnect_interval: '1s',
+};
 
 export interface NodeHandle {
   name: string;
@@ -130,6 +140,8 @@ export class Cluster {
       },
       api: { socket: h.socketPath, ...(custom.api as object | undefined) },
       log: { level: this.#opts.logLevel ?? 'debug', format: 'json' },
+      gossip: this.#opts.gossip ?? FAST_GOSSIP,
+      ...(this.#opts.adminKeys ? { admin_keys: this.#opts.adminKeys } : {}),
       join: names.filter((n) => n !== name).slice(0, 3).map((n) => `${this.#node(n).ip}:${GOSSIP_PORT}`),
       networks: [{ name: 'lan1', relays: [] }],
       pools: pools.map((p) => ({ name: p.name, members: p.members, settings: p.settings ?? {} })),
