@@ -1,0 +1,77 @@
+/**
+ * Filesystem operations of the applier, each safe to run on a path already checked by
+ * resolveInTree(): verifying that the disk still matches the index record (a local change not
+ * yet scanned must never be overwritten), atomic symlink creation (temp name + rename),
+ * directory creation, removal, and metadata (mode, mtime, owner).
+ * Depends on: delta/patch.ts (temp names), types.ts.
+ */
+import { chmod, lchown, lstat, mkdir, readlink, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { tempPathFor } from './delta/index.ts';
+import type { FileVersion } from './resolve.ts';
+import type { IndexRecord, TreeConfig } from './types.ts';
+
+export async function lstatOrNull(abs: string): Promise<BigIntStats | null> {
+  try {
+    return await lstat(abs, { bigint: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw e;
+  }
+}
+
+/** Does the disk still hold what the index says (nothing changed since the last scan)? */
+export async function diskMatches(abs: string, rec: IndexRecord | undefined): Promise<boolean> {
+  const st = await lstatOrNull(abs);
+  if (st === null) return rec === undefined || rec.deleted;
+  if (rec === undefined || rec.deleted) return false;
+  if (st.isDirectory()) return rec.type === 'dir';
+  if (st.isSymbolicLink()) return rec.type === 'symlink' && (await readlink(abs).catch(() => null)) === rec.target;
+  if (st.isFile()) return rec.type === 'file' && Number(st.size) === rec.size && st.mtimeNs === rec.stMtimeNs && st.ino === rec.ino;
+  return false;
+}
+
+/** Removes a file, symlink or empty directory; absent is fine. ENOTEMPTY is thrown. */
+export async function removePath(abs: string): Promise<void> {
+  const st = await lstatOrNull(abs);
+  if (st === null) return;
+  if (st.isDirectory()) await rmdir(abs);
+  else await unlink(abs);
+}
+
+/** Clears the way for a new entry of another type: removes a dir (if empty) or a non-dir. */
+export async function clearForType(abs: string, type: FileVersion['type']): Promise<void> {
+  const st = await lstatOrNull(abs);
+  if (st === null) return;
+  if (type === 'dir' && st.isDirectory()) return;
+  if (type !== 'dir' && !st.isDirectory()) return; // file/symlink is replaced by rename
+  await removePath(abs);
+}
+
+export async function writeSymlink(abs: string, target: string): Promise<void> {
+  const tmp = tempPathFor(abs);
+  await symlink(target, tmp);
+  try {
+    await rename(tmp, abs);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function ensureDir(abs: string): Promise<void> {
+  await mkdir(abs).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+}
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Applies mode, mtime (files) and owner (root + 'preserve') of version `v` to `abs`. */
+export async function applyMeta(abs: string, v: FileVersion, cfg: Pick<TreeConfig, 'owner' | 'permissions'>): Promise<void> {
+  if (isRoot && cfg.owner === 'preserve') await lchown(abs, v.uid, v.gid);
+  if (v.type === 'symlink') return; // Linux ignores symlink modes; symlink mtimes are not synced
+  if (cfg.permissions === 'preserve') await chmod(abs, v.mode);
+  // utimes takes seconds as a double: ≈0.2 µs rounding; the index keeps the local stat apart.
+  if (v.type === 'file') await utimes(abs, new Date(), Number(v.mtimeNs / 1000n) / 1e6);
+}

@@ -1,0 +1,118 @@
+/**
+ * Persistence of one tree's sync state in the agent's Store (tables of migration.ts): the index
+ * records, the tree identity and pause state, per-peer status and the conflict log. The whole
+ * index is loaded into memory at start (the scanner needs it as `previous`); writes go through
+ * here in batches, one transaction each.
+ * Depends on: state/store.ts, versionvector.ts (validateVector on load).
+ */
+import type { StatementSync } from 'node:sqlite';
+import type { Store } from '../state/store.ts';
+import type { TreeIdentity } from './guards.ts';
+import type { EntryType } from './index/entry.ts';
+import type { IndexRecord } from './types.ts';
+import { validateVector } from './versionvector.ts';
+
+interface FileRow {
+  path: string; type: string; deleted: number; version: string; modified_by: string; mtime_ns: string;
+  mode: number; uid: number; gid: number; size: number; hash: string | null; target: string | null;
+  st_mtime_ns: string; ino: string; racy: number;
+}
+
+export interface PeerRow {
+  peer: string;
+  lastSyncAt: number | null;
+  inSync: boolean;
+  behind: number;
+  lastError: string | null;
+}
+
+export interface ConflictRow {
+  id: number;
+  tree: string;
+  path: string;
+  copy: string;
+  winner: string;
+  loser: string;
+  at: number;
+}
+
+export class IndexStore {
+  readonly #store: Store;
+  readonly #tree: string;
+  readonly #put: StatementSync;
+
+  constructor(store: Store, tree: string) {
+    this.#store = store;
+    this.#tree = tree;
+    this.#put = store.db.prepare(`INSERT OR REPLACE INTO fs_files
+      (tree, path, type, deleted, version, modified_by, mtime_ns, mode, uid, gid, size, hash, target, st_mtime_ns, ino, racy)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  }
+
+  load(): Map<string, IndexRecord> {
+    const rows = this.#store.db.prepare('SELECT * FROM fs_files WHERE tree = ?').all(this.#tree) as unknown as FileRow[];
+    const out = new Map<string, IndexRecord>();
+    for (const r of rows) {
+      const rec: IndexRecord = {
+        path: r.path, type: r.type as EntryType, deleted: r.deleted === 1, version: validateVector(JSON.parse(r.version)),
+        modifiedBy: r.modified_by, mtimeNs: BigInt(r.mtime_ns), mode: r.mode, uid: r.uid, gid: r.gid, size: r.size,
+        stMtimeNs: BigInt(r.st_mtime_ns), ino: BigInt(r.ino), racy: r.racy === 1,
+      };
+      if (r.hash !== null) rec.hash = r.hash;
+      if (r.target !== null) rec.target = r.target;
+      out.set(r.path, rec);
+    }
+    return out;
+  }
+
+  /** Writes records in one transaction. */
+  save(recs: Iterable<IndexRecord>): void {
+    this.#store.transaction(() => {
+      for (const r of recs) {
+        this.#put.run(this.#tree, r.path, r.type, r.deleted ? 1 : 0, JSON.stringify(r.version), r.modifiedBy, String(r.mtimeNs),
+          r.mode, r.uid, r.gid, r.size, r.hash ?? null, r.target ?? null, String(r.stMtimeNs), String(r.ino), r.racy ? 1 : 0);
+      }
+    });
+  }
+
+  identity(): TreeIdentity | undefined {
+    const r = this.#store.db.prepare('SELECT tree_id, dev FROM fs_trees WHERE tree = ?').get(this.#tree) as { tree_id: string; dev: string } | undefined;
+    return r === undefined ? undefined : { treeId: r.tree_id, dev: r.dev };
+  }
+
+  setIdentity(id: TreeIdentity): void {
+    this.#store.db.prepare('INSERT INTO fs_trees(tree, tree_id, dev) VALUES (?, ?, ?) ON CONFLICT(tree) DO UPDATE SET tree_id = excluded.tree_id, dev = excluded.dev')
+      .run(this.#tree, id.treeId, id.dev);
+  }
+
+  paused(): string | undefined {
+    const r = this.#store.db.prepare('SELECT paused FROM fs_trees WHERE tree = ?').get(this.#tree) as { paused: string | null } | undefined;
+    return r?.paused ?? undefined;
+  }
+
+  setPaused(reason: string | null): void {
+    this.#store.db.prepare('UPDATE fs_trees SET paused = ?, paused_at = ? WHERE tree = ?').run(reason, reason === null ? null : Date.now(), this.#tree);
+  }
+
+  peers(): PeerRow[] {
+    const rows = this.#store.db.prepare('SELECT peer, last_sync_at, in_sync, behind, last_error FROM fs_peers WHERE tree = ? ORDER BY peer').all(this.#tree) as {
+      peer: string; last_sync_at: number | null; in_sync: number; behind: number; last_error: string | null;
+    }[];
+    return rows.map((r) => ({ peer: r.peer, lastSyncAt: r.last_sync_at, inSync: r.in_sync === 1, behind: r.behind, lastError: r.last_error }));
+  }
+
+  setPeer(p: PeerRow): void {
+    this.#store.db.prepare(`INSERT INTO fs_peers(tree, peer, last_sync_at, in_sync, behind, last_error) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT(tree, peer) DO UPDATE SET last_sync_at = excluded.last_sync_at, in_sync = excluded.in_sync, behind = excluded.behind, last_error = excluded.last_error`)
+      .run(this.#tree, p.peer, p.lastSyncAt, p.inSync ? 1 : 0, p.behind, p.lastError);
+  }
+
+  addConflict(c: Omit<ConflictRow, 'id' | 'tree'>): void {
+    this.#store.db.prepare('INSERT INTO fs_conflicts(tree, path, copy, winner, loser, at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(this.#tree, c.path, c.copy, c.winner, c.loser, c.at);
+  }
+
+  conflicts(): ConflictRow[] {
+    return this.#store.db.prepare('SELECT id, tree, path, copy, winner, loser, at FROM fs_conflicts WHERE tree = ? ORDER BY id').all(this.#tree) as unknown as ConflictRow[];
+  }
+}
