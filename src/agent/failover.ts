@@ -61,7 +61,9 @@ export function startFailovers(agent: Agent, cluster: ClusterServices): Map<stri
       logger: agent.logger,
       bus: agent.bus,
       history: storeHistorySink(agent.store),
-      trace: (r) => agent.logger.debug({ claim: r }, 'failover claim'),
+      // Claims in local monotonic time plus the process time origin: the history checker maps
+      // them onto wall-clock time across agents (test/harness/failover.test.ts).
+      trace: (r) => agent.logger.debug({ claim: r, origin: performance.timeOrigin }, 'failover claim'),
     });
     out.set(pool.name, f);
   }

@@ -262,8 +262,8 @@ export class Cluster {
     this.#rules = [];
   }
 
-  api(name: string, method: string, path: string, body?: unknown): Promise<unknown> {
-    return apiRequest({ socketPath: this.#node(name).socketPath }, method, path, body);
+  api(name: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<unknown> {
+    return apiRequest({ socketPath: this.#node(name).socketPath }, method, path, body, timeoutMs);
   }
 
   /** Runs the real CLI against one node; resolves with exit code and output. */
