@@ -18,6 +18,7 @@ import { Gauge } from 'prom-client';
 import { Memberlist, type MemberInfo } from '../membership/memberlist.ts';
 import { profileConfig, type MembershipConfig } from '../membership/config.ts';
 import { Keyring } from '../membership/keyring.ts';
+import { EventLoopLagMonitor } from '../membership/awareness.ts';
 import { readKeyring, writeKeyring, keyringAdd, keyringUse, keyringRemove, type Keyring as KeyringFile } from '../security/gossipkey.ts';
 import { PoolDefinitions, type Digest } from '../pooldefs/manager.ts';
 import { loadTrustedKey, type PoolDocument, type TrustedKey } from '../pooldefs/document.ts';
@@ -66,6 +67,7 @@ export class ClusterServices {
   #keyring: KeyringFile;
   #meta: Record<string, unknown>;
   #joinTimer?: NodeJS.Timeout;
+  #lag?: EventLoopLagMonitor;
 
   private constructor(agent: Agent, keyringPath: string, keyring: KeyringFile) {
     this.agent = agent;
@@ -167,6 +169,9 @@ export class ClusterServices {
     });
     this.memberlist.setMeta({ ...this.#meta, rpc: a.rpcPort });
     await this.memberlist.start();
+    // Lifeguard local health: a starved event loop stretches our own timeouts instead of making
+    // us accuse healthy peers.
+    this.#lag = new EventLoopLagMonitor({ setExternal: (p) => this.memberlist.setHealthPenalty(p) }, this.memberlist.config.probeTimeout);
     this.#joinLoop(0);
   }
 
@@ -193,6 +198,7 @@ export class ClusterServices {
 
   async stop(opts: { leave: boolean }): Promise<void> {
     clearTimeout(this.#joinTimer);
+    this.#lag?.stop();
     if (opts.leave) await this.memberlist.leave(3000).catch((err: unknown) => this.agent.logger.warn({ err }, 'graceful leave failed'));
     await this.memberlist.shutdown();
   }

@@ -46,7 +46,7 @@ export class EventLoopLagMonitor {
   readonly #h: ReturnType<typeof monitorEventLoopDelay>;
   readonly #timer: ReturnType<typeof setInterval>;
 
-  constructor(awareness: Awareness, probeTimeout: number, windowMs = 1000) {
+  constructor(awareness: Pick<Awareness, 'setExternal'>, probeTimeout: number, windowMs = 1000) {
     this.#h = monitorEventLoopDelay({ resolution: 20 });
     this.#h.enable();
     this.#timer = setInterval(() => {
