@@ -563,14 +563,9 @@ export class TreeSync {
         } else work.push({ local, remote: r, d });
       }
       this.#commit(record);
-      let live = 0;
-      for (const r of this.#index.values()) if (!r.deleted) live++;
-      const deletes = work.filter((w) => w.d.action === 'take-remote' && w.remote.deleted && w.local !== undefined && !w.local.deleted).length;
-      const md = checkMassDelete(live, deletes, { maxPercent: this.cfg.maxDeletePercent });
-      if (!md.ok) {
-        this.#pause(`mass-delete: ${peer} sent a change set that ${md.message.replace(/^change set /, '')}`);
-        return out;
-      }
+      // No mass-delete check here: it runs where deletes originate (#scanLocked), the only place
+      // an unmount or a stray rm -rf can be told from intent; deletes an admin confirmed there
+      // must then reach every node.
       // Writes first (parents before children), so moved content can still be copied locally;
       // deletes last, deepest first; writes that failed for a not-yet-removed path retried after.
       const writes = work.filter((w) => !(w.d.action === 'take-remote' && w.remote.deleted)).sort((a, b) => depth(a.remote.path) - depth(b.remote.path));

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile, readdir, rm, unlink, writeFile, lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeCluster, waitFor } from './cluster.ts';
+
+const count = async (dir: string): Promise<number> => (await readdir(dir).catch(() => [])).filter((f) => f.startsWith('f')).length;
+
+test('a vanished or unmounted root pauses the tree instead of deleting on peers; resync restores it', async () => {
+  const c = await makeCluster({ names: ['a', 'b'], watch: false });
+  try {
+    await c.start('a');
+    await c.start('b');
+    for (let i = 0; i < 12; i++) await writeFile(join(c.node('a').root, `f${i}`), `x${i}`);
+    await c.node('a').svc.scanNow('www');
+    await waitFor('b has 12 files', async () => (await count(c.node('b').root)) === 12);
+    // "Unmount": the root is replaced by an empty directory (no marker).
+    await rm(c.node('b').root, { recursive: true });
+    await c.node('b').svc.scanNow('www');
+    assert.match(c.node('b').svc.status('www')[0]!.paused ?? '', /^root-missing/);
+    await mkdir(c.node('b').root);
+    await c.node('b').svc.scanNow('www');
+    assert.match(c.node('b').svc.status('www')[0]!.paused ?? '', /^marker-missing/, 'an empty directory without the marker (unmounted disk) also pauses');
+    assert.ok(c.node('b').events.some((e) => e.kind === ('files.paused' as never)));
+    // a's index and files are untouched; a change on a is not applied to the paused b.
+    await writeFile(join(c.node('a').root, 'f0'), 'changed');
+    await c.node('a').svc.scanNow('www');
+    assert.equal(await count(c.node('a').root), 12);
+    for (let i = 0; i < 12; i++) assert.equal(c.node('a').svc.tree('www').record(`f${i}`)?.deleted, false);
+    assert.equal(await count(c.node('b').root), 0);
+    // Admin confirms the new root: b starts over and gets everything back.
+    await c.node('b').svc.resync('www');
+    await waitFor('b restored from a', async () => (await count(c.node('b').root)) === 12 && (await readFile(join(c.node('b').root, 'f0'), 'utf8')) === 'changed');
+    assert.equal(await count(c.node('a').root), 12, 'nothing deleted on a');
+  } finally {
+    await c.close();
+  }
+});
+
+test('a local mass delete pauses the tree; peers keep their files until an admin confirms', async () => {
+  const c = await makeCluster({ names: ['a', 'b'], watch: false });
+  try {
+    await c.start('a');
+    await c.start('b');
+    for (let i = 0; i < 20; i++) await writeFile(join(c.node('a').root, `f${i}`), `x${i}`);
+    await c.node('a').svc.scanNow('www');
+    await waitFor('b has 20 files', async () => (await count(c.node('b').root)) === 20);
+    for (let i = 0; i < 15; i++) await unlink(join(c.node('a').root, `f${i}`));
+    await c.node('a').svc.scanNow('www');
+    assert.match(c.node('a').svc.status('www')[0]!.paused ?? '', /^mass-delete: local change set deletes 15 of 20/);
+    assert.equal(await count(c.node('b').root), 20, 'b keeps everything');
+    await c.node('a').svc.resync('www');
+    await waitFor('b applied the confirmed deletes', async () => (await count(c.node('b').root)) === 5);
+    assert.equal(c.node('a').svc.status('www')[0]!.paused, null);
+  } finally {
+    await c.close();
+  }
+});
+
+test('post-sync actions run once after a burst of changes', async () => {
+  const c = await makeCluster({ names: ['a', 'b'], watch: false, tree: { postSync: [{ run: 'echo "$MULTIALL_TREE $MULTIALL_CHANGED" >> ../post.log', timeoutMs: 5000 }], debounceMs: 300 } });
+  try {
+    await c.start('a');
+    await c.start('b');
+    for (let i = 0; i < 5; i++) await writeFile(join(c.node('a').root, `f${i}`), `x${i}`);
+    await c.node('a').svc.scanNow('www');
+    const log = join(c.node('b').root, '..', 'post.log');
+    await waitFor('post-sync ran on b', async () => (await lstat(log).catch(() => null)) !== null);
+    assert.equal(await readFile(log, 'utf8'), 'www 5\n');
+    assert.ok(c.node('b').events.some((e) => e.kind === ('files.post_sync' as never)));
+  } finally {
+    await c.close();
+  }
+});
