@@ -6,7 +6,27 @@
 import { Cluster, sleep } from '../harness/cluster.ts';
 
 const keep = process.argv.includes('--keep');
-const cluster = await Cluster.create({ nodes: ['alpha', 'beta', 'gamma'], logLevel: 'info' });
+const NAMES = ['alpha', 'beta', 'gamma'];
+// A pool with baseline health rules and one master/standby service, to show every part at work.
+const cluster = await Cluster.create({
+  nodes: NAMES,
+  logLevel: 'info',
+  pools: [{
+    name: 'demo',
+    members: NAMES,
+    settings: {
+      tags: { purpose: 'demo' },
+      health: {
+        interval: '5s',
+        rules: [
+          { name: 'disk-root', rule: 'disk / usage > 95% for 2 cycles then warning' },
+          { name: 'memory', rule: 'memory usage > 95% for 3 cycles then warning' },
+        ],
+      },
+      failover: { services: [{ name: 'vip', priority: { alpha: 200, beta: 150, gamma: 100 } }] },
+    },
+  }],
+});
 let stopping = false;
 
 async function shutdown(signal: string): Promise<void> {
@@ -45,6 +65,9 @@ const lines = [
   '',
   'Look at it from another terminal:',
   `  bin/multiall --config ${first.configPath} status`,
+  `  bin/multiall --config ${first.configPath} members`,
+  `  bin/multiall --config ${first.configPath} health`,
+  `  bin/multiall --config ${first.configPath} failover status`,
   `  bin/multiall --config ${first.configPath} ping ${second.name}@${second.ip}:${second.rpcPort}`,
   `  bin/multiall --config ${first.configPath} config show --effective`,
   `  bin/multiall --config ${first.configPath} events`,
@@ -63,4 +86,9 @@ for (const a of names) {
     process.stdout.write(`  ${a} -> ${b}: ${r.error ?? `ok, ${r.rttMs} ms`}\n`);
   }
 }
+
+// Once gossip has converged, show the pool as the CLI sees it.
+await sleep(3000);
+const members = (await cluster.cli(names[0] ?? 'alpha', ['members'])).stdout;
+process.stdout.write(`\n${members}`);
 while (!stopping) await sleep(1000);
