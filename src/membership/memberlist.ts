@@ -22,8 +22,10 @@ import {
 import { ENCRYPTION_OVERHEAD, Keyring } from './keyring.ts';
 import {
   COMPOUND_HEADER_OVERHEAD, COMPOUND_PART_OVERHEAD, DecodeError, LIMITS, decode, encode, encodeCompound,
-  type AliveMsg, type DeadMsg, type IndirectPingMsg, type Message, type PingMsg, type PushNodeState, type SuspectMsg,
+  type AckMsg, type AliveMsg, type CoordMsg, type DeadMsg, type IndirectPingMsg, type Message, type PingMsg, type PushNodeState, type SuspectMsg,
 } from './messages.ts';
+import { CoordinateClient, CoordinateError, distance, type Coordinate, type CoordinateConfig } from './coordinate.ts';
+import type { TopoMember } from './topology.ts';
 import {
   ALIVE, DEAD, LEFT, SUSPECT, MemberTable, STATE_NAMES, aliveOverrides, deadApplies, suspectApplies,
   type MemberStateName, type NodeState,
@@ -77,6 +79,14 @@ export interface MemberlistOptions {
   onEvent?: (ev: MemberEvent) => void;
   /** Random source (seeded in simulations for reproducibility). */
   rand?: () => number;
+  /**
+   * Vivaldi network coordinates (off by default: each member then keeps one coordinate per
+   * member). true or a partial CoordinateConfig turns them on: acks carry the acker's
+   * coordinate, direct probes feed RTT samples, and coordinates spread by gossip and push/pull.
+   */
+  coordinates?: boolean | Partial<CoordinateConfig>;
+  /** Who may talk to whom directly (topology.ts). Probe, gossip and push/pull targets are limited to members we can reach. */
+  topology?: { canReach(a: TopoMember, b: TopoMember): boolean };
 }
 
 export interface MemberlistStats {
@@ -125,7 +135,7 @@ const EMPTY = new Uint8Array(0);
 const NAME_RE = /^[^\s\p{Cc}]{1,256}$/u;
 
 interface AckHandler {
-  ack: () => void;
+  ack: (m: AckMsg) => void;
   nack: () => void;
   timer: TimerHandle;
 }
@@ -167,6 +177,15 @@ export class Memberlist {
   #seeds: string[] = [];
   #timers: { probe?: TimerHandle; gossip?: TimerHandle; pushPull?: TimerHandle; reap?: TimerHandle; reconnect?: TimerHandle } = {};
   readonly #metaCache = new WeakMap<Uint8Array, Record<string, unknown>>();
+  readonly #topo: { canReach(a: TopoMember, b: TopoMember): boolean } | undefined;
+  // Vivaldi (only when opts.coordinates): our client, the latest coordinate of every member,
+  // and a separate low-priority queue so coordinates only fill room membership updates leave.
+  readonly #coords: CoordinateClient | null;
+  readonly #peerCoords = new Map<string, { seq: number; c: Coordinate }>();
+  readonly #coordBroadcasts: BroadcastQueue;
+  #coordSeq = 0;
+  #coordPublishedAt = -Infinity;
+  #coordPublished: Coordinate | null = null;
   readonly #s = {
     packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, authFailures: 0, decodeErrors: 0,
     probes: 0, indirectProbes: 0, tcpFallbacks: 0, probeFailures: 0, suspicionsRaised: 0, refutes: 0, pushPulls: 0,
@@ -198,6 +217,9 @@ export class Memberlist {
       this.config.maxBroadcastQueue,
     );
     this.#metaBytes = this.#encodeMeta(opts.meta ?? {});
+    this.#topo = opts.topology;
+    this.#coords = opts.coordinates ? new CoordinateClient(opts.coordinates === true ? {} : opts.coordinates, this.#rand) : null;
+    this.#coordBroadcasts = new BroadcastQueue(() => retransmitLimit(this.config.retransmitMult, this.#table.liveCount), 1024);
     this.#transport = opts.transport ?? new UdpTransport({
       bindAddr: opts.bindAddr ?? '0.0.0.0',
       port: opts.port ?? 7946,
@@ -293,6 +315,7 @@ export class Memberlist {
     for (const h of this.#acks.values()) this.#clock.clearTimer(h.timer);
     this.#acks.clear();
     this.#broadcasts.reset();
+    this.#coordBroadcasts.reset();
     await this.#transport.close();
   }
 
@@ -357,6 +380,117 @@ export class Memberlist {
     };
   }
 
+  // ---------------------------------------------------------------- coordinates and topology
+
+  /** Our Vivaldi coordinate, or null when coordinates are off. */
+  coordinate(): Coordinate | null {
+    return this.#coords?.coordinate() ?? null;
+  }
+
+  /** Latest known coordinate of a member (ours for our own name); undefined when unknown or off. */
+  coordinateOf(name: string): Coordinate | undefined {
+    if (!this.#coords) return undefined;
+    if (name === this.name) return this.#coords.coordinate();
+    const e = this.#peerCoords.get(name);
+    return e ? { ...e.c, vec: [...e.c.vec] } : undefined;
+  }
+
+  /** Estimated round-trip time in ms between two members (b defaults to us); undefined when a coordinate is unknown. */
+  estimateRtt(a: string, b: string = this.name): number | undefined {
+    const ca = this.coordinateOf(a);
+    const cb = this.coordinateOf(b);
+    if (!ca || !cb) return undefined;
+    return a === b ? 0 : distance(ca, cb) * 1000;
+  }
+
+  /** Up to n live members other than us, nearest first by estimated RTT (unknown coordinates last, by name). */
+  nearest(n: number, filter?: (m: MemberInfo) => boolean): { member: MemberInfo; rttMs: number | undefined }[] {
+    const rows = this.liveMembers()
+      .filter((m) => m.name !== this.name && (!filter || filter(m)))
+      .map((member) => ({ member, rttMs: this.estimateRtt(member.name) }));
+    rows.sort((x, y) => (x.rttMs ?? Infinity) - (y.rttMs ?? Infinity) || (x.member.name < y.member.name ? -1 : 1));
+    return rows.slice(0, Math.max(0, n));
+  }
+
+  /** Whether the topology lets us talk to this member directly (always true without a topology). */
+  canReach(name: string): boolean {
+    const s = this.#table.get(name);
+    return s ? this.#reach(s) : true;
+  }
+
+  #topoView(s: NodeState): TopoMember {
+    return { name: s.name, meta: this.#decodeMeta(s.meta) };
+  }
+
+  /** Topology filter for probe/gossip/push-pull targets. */
+  #reach(s: NodeState, from: NodeState | null = this.#self): boolean {
+    if (!this.#topo || !from) return true;
+    return this.#topo.canReach(this.#topoView(from), this.#topoView(s));
+  }
+
+  /** A direct probe was acked with the acker's coordinate: one RTT sample (memberlist NotifyPingComplete). */
+  #onPingComplete(node: string, c: Coordinate, rttMs: number): void {
+    if (!this.#coords) return;
+    try {
+      this.#coords.update(node, c, rttMs / 1000);
+    } catch (e) {
+      if (!(e instanceof CoordinateError)) throw e;
+      this.#log.debug({ member: node, err: e.message }, 'ignoring coordinate sample');
+      return;
+    }
+    const cur = this.#peerCoords.get(node);
+    this.#peerCoords.set(node, { seq: cur?.seq ?? 0, c });
+    this.#maybePublishCoord();
+  }
+
+  /** Gossip our coordinate when it moved noticeably, at most once per (scaled) 10 probe intervals. */
+  #maybePublishCoord(): void {
+    if (!this.#coords) return;
+    const now = this.#clock.now();
+    if (now - this.#coordPublishedAt < pushPullScale(10 * this.config.probeInterval, this.#table.liveCount)) return;
+    const c = this.#coords.coordinate();
+    const p = this.#coordPublished;
+    if (p) {
+      let d = 0;
+      for (let i = 0; i < c.vec.length; i++) d += ((c.vec[i] as number) - (p.vec[i] ?? 0)) ** 2;
+      const moved = Math.sqrt(d) + Math.abs(c.height - p.height) + Math.abs(c.adjustment - p.adjustment);
+      // 50 µs or 5 % of our distance from the origin, whichever is larger.
+      if (moved < Math.max(50e-6, 0.05 * distance(c, { vec: c.vec.map(() => 0), error: 0, adjustment: 0, height: 0 }))) return;
+    }
+    this.#coordPublishedAt = now;
+    this.#coordPublished = c;
+    this.#coordSeq++;
+    this.#coordBroadcasts.queue({ key: this.name, msg: encode({ type: 'coord', node: this.name, seq: this.#coordSeq, coord: c }) });
+  }
+
+  /** A member's coordinate from gossip (rebroadcast when newer) or push/pull (not rebroadcast). */
+  #coordNode(m: CoordMsg, rebroadcast = true): void {
+    if (!this.#coords) return;
+    if (m.node === this.name) {
+      // An older life of ours published further: continue numbering past it.
+      if (m.seq >= this.#coordSeq) {
+        this.#coordSeq = m.seq;
+        this.#coordPublishedAt = -Infinity;
+        this.#coordPublished = null;
+      }
+      return;
+    }
+    if (!this.#table.get(m.node)) return; // only members we know: memory stays bounded by the member table
+    const cur = this.#peerCoords.get(m.node);
+    if (cur && m.seq <= cur.seq) return;
+    this.#peerCoords.set(m.node, { seq: m.seq, c: m.coord });
+    if (rebroadcast) this.#coordBroadcasts.queue({ key: m.node, msg: encode(m) });
+  }
+
+  /** Queued broadcasts for `room` bytes: membership updates first, coordinates in what is left. */
+  #piggyback(room: number): Uint8Array[] {
+    const main = room > 0 ? this.#broadcasts.getBroadcasts(COMPOUND_PART_OVERHEAD, room) : [];
+    if (this.#coordBroadcasts.length === 0) return main;
+    let left = room;
+    for (const p of main) left -= COMPOUND_PART_OVERHEAD + p.length;
+    return left > COMPOUND_PART_OVERHEAD ? [...main, ...this.#coordBroadcasts.getBroadcasts(COMPOUND_PART_OVERHEAD, left)] : main;
+  }
+
   /**
    * Merge alive rows as if they came from a push/pull, without rebroadcast or events. Used by the
    * simulator to start large clusters from a converged view (a 10k-member join storm is not what
@@ -375,7 +509,17 @@ export class Memberlist {
 
   /** Our view as push/pull rows (what a push/pull sends). */
   localState(): PushNodeState[] {
-    return this.#table.all().map((s) => ({ name: s.name, addr: s.addr, meta: s.meta, maint: s.maint, incarnation: s.incarnation, state: s.state }));
+    const rows = this.#table.all().map((s): PushNodeState => ({ name: s.name, addr: s.addr, meta: s.meta, maint: s.maint, incarnation: s.incarnation, state: s.state }));
+    if (this.#coords) {
+      for (const r of rows) {
+        const c = r.name === this.name ? (this.#coordSeq > 0 ? { seq: this.#coordSeq, c: this.#coords.coordinate() } : undefined) : this.#peerCoords.get(r.name);
+        if (c) {
+          r.coordSeq = c.seq;
+          r.coord = c.c;
+        }
+      }
+    }
+    return rows;
   }
 
   #encodeMeta(meta: Record<string, unknown>): Uint8Array {
@@ -589,6 +733,7 @@ export class Memberlist {
           // A remote "dead" only makes us suspect: the member gets a chance to refute to us.
           this.#suspectNode({ type: 'suspect', incarnation: r.incarnation, node: r.name, from: this.name });
       }
+      if (r.coord && r.coordSeq !== undefined) this.#coordNode({ type: 'coord', node: r.name, seq: r.coordSeq, coord: r.coord }, false);
     }
   }
 
@@ -625,7 +770,7 @@ export class Memberlist {
   #sendMsg(addr: string, m: Message): void {
     const msg = encode(m);
     const room = this.#packetRoom() - COMPOUND_HEADER_OVERHEAD - COMPOUND_PART_OVERHEAD - msg.length;
-    const extra = room > 0 ? this.#broadcasts.getBroadcasts(COMPOUND_PART_OVERHEAD, room) : [];
+    const extra = this.#piggyback(room);
     this.#rawSend(addr, extra.length === 0 ? msg : encodeCompound([msg, ...extra]));
   }
 
@@ -656,7 +801,7 @@ export class Memberlist {
         if (h) {
           this.#acks.delete(m.seq);
           this.#clock.clearTimer(h.timer);
-          h.ack();
+          h.ack(m);
         }
         return;
       }
@@ -667,6 +812,7 @@ export class Memberlist {
       case 'alive': return this.#aliveNode(m, false);
       case 'suspect': return this.#suspectNode(m);
       case 'dead': return this.#deadNode(m);
+      case 'coord': return this.#coordNode(m);
       default:
         this.#s.decodeErrors++; // push/pull and err only travel over streams
     }
@@ -675,7 +821,7 @@ export class Memberlist {
   #handlePing(from: string, p: PingMsg): void {
     // A ping meant for a previous owner of this address must not be acked by us.
     if (p.target !== '' && p.target !== this.name) return;
-    this.#sendMsg(p.sourceAddr || from, { type: 'ack', seq: p.seq });
+    this.#sendMsg(p.sourceAddr || from, this.#coords ? { type: 'ack', seq: p.seq, coord: this.#coords.coordinate() } : { type: 'ack', seq: p.seq });
   }
 
   #handleIndirectPing(ind: IndirectPingMsg): void {
@@ -767,7 +913,7 @@ export class Memberlist {
     // Lifeguard: a degraded member (high health score) probes less often.
     this.#timers.probe = this.#clock.setTimer(this.#awareness.scale(this.config.probeInterval), () => this.#probeTick());
     if (this.#leaving) return;
-    const target = this.#table.nextProbeTarget((s) => s.name !== this.name && (s.state === ALIVE || s.state === SUSPECT));
+    const target = this.#table.nextProbeTarget((s) => s.name !== this.name && (s.state === ALIVE || s.state === SUSPECT) && this.#reach(s));
     if (target) this.#probeNode(target);
   }
 
@@ -800,7 +946,13 @@ export class Memberlist {
         this.#suspectNode({ type: 'suspect', incarnation: cur.incarnation, node: cur.name, from: this.name });
       }
     };
-    this.#acks.set(seq, { ack: () => finish(true), nack: () => { nacks++; }, timer: this.#clock.setTimer(interval, () => finish(false)) });
+    const sentAt = this.#clock.now();
+    const ack = (m: AckMsg): void => {
+      // Only a direct ack carries the target's coordinate (an indirect one is relayed without it).
+      if (m.coord && !done) this.#onPingComplete(node.name, m.coord, this.#clock.now() - sentAt);
+      finish(true);
+    };
+    this.#acks.set(seq, { ack, nack: () => { nacks++; }, timer: this.#clock.setTimer(interval, () => finish(false)) });
 
     const ping: PingMsg = { type: 'ping', seq, target: node.name, sourceName: this.name, sourceAddr: this.#addr };
     if (node.state === SUSPECT) {
@@ -814,7 +966,7 @@ export class Memberlist {
     indirectTimer = this.#clock.setTimer(timeout, () => {
       indirectTimer = null;
       if (done || !this.#running) return;
-      const peers = this.#table.randomMembers(this.config.indirectChecks, (s) => s.state === ALIVE && s.name !== this.name && s.name !== node.name);
+      const peers = this.#table.randomMembers(this.config.indirectChecks, (s) => s.state === ALIVE && s.name !== this.name && s.name !== node.name && this.#reach(s) && this.#reach(node, s));
       for (const p of peers) {
         expectedNacks++;
         this.#sendMsg(p.addr, { type: 'indirectPing', seq, target: node.name, targetAddr: node.addr, nack: true, sourceName: this.name, sourceAddr: this.#addr });
@@ -844,17 +996,17 @@ export class Memberlist {
   #gossipTick(): void {
     if (!this.#running) return;
     this.#timers.gossip = this.#clock.setTimer(this.config.gossipInterval, () => this.#gossipTick());
-    if (this.#broadcasts.length === 0) return;
+    if (this.#broadcasts.length === 0 && this.#coordBroadcasts.length === 0) return;
     const now = this.#clock.now();
     const targets = this.#table.randomMembers(this.config.gossipNodes, (s) => {
-      if (s.name === this.name) return false;
+      if (s.name === this.name || !this.#reach(s)) return false;
       if (s.state === ALIVE || s.state === SUSPECT) return true;
       // Keep telling recently dead members, so a falsely-declared one learns and refutes.
       return s.state === DEAD && now - s.stateChange <= this.config.gossipToTheDeadTime;
     });
     const room = this.#packetRoom() - COMPOUND_HEADER_OVERHEAD;
     for (const t of targets) {
-      const parts = this.#broadcasts.getBroadcasts(COMPOUND_PART_OVERHEAD, room);
+      const parts = this.#piggyback(room);
       if (parts.length === 0) return;
       this.#rawSend(t.addr, encodeCompound(parts));
     }
@@ -865,7 +1017,7 @@ export class Memberlist {
     const next = pushPullScale(this.config.pushPullInterval, this.#table.liveCount);
     this.#timers.pushPull = this.#clock.setTimer(next, () => this.#pushPullTick());
     if (this.#leaving) return;
-    const [peer] = this.#table.randomMembers(1, (s) => s.state === ALIVE && s.name !== this.name);
+    const [peer] = this.#table.randomMembers(1, (s) => s.state === ALIVE && s.name !== this.name && this.#reach(s));
     if (peer) this.#pushPull(peer.addr, false, (err) => {
       if (err) this.#log.debug({ peer: peer.name, err: err.message }, 'push/pull failed');
     });
@@ -882,6 +1034,8 @@ export class Memberlist {
     }
     for (const s of gone) {
       this.#table.remove(s.name);
+      this.#peerCoords.delete(s.name);
+      this.#coords?.forget(s.name);
       this.#emit('reaped', s);
     }
   }
@@ -896,7 +1050,7 @@ export class Memberlist {
     this.#timers.reconnect = this.#clock.setTimer(this.config.reconnectInterval, () => this.#reconnectTick());
     if (this.#leaving) return;
     const dead: NodeState[] = [];
-    for (const s of this.#table.all()) if (s.state === DEAD) dead.push(s);
+    for (const s of this.#table.all()) if (s.state === DEAD && this.#reach(s)) dead.push(s);
     const live = this.#table.liveCount;
     // Serf's rule: probability dead/live keeps cluster-wide reconnect load ~1 per interval.
     if (dead.length > 0 && this.#rand() < Math.min(1, dead.length / Math.max(1, live))) {

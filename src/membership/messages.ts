@@ -7,6 +7,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { ALIVE, LEFT, type MemberState } from './state.ts';
+import { decodeCoordinate, encodeCoordinate, type Coordinate } from './coordinate.ts';
 
 export const MsgType = {
   ping: 0,
@@ -19,21 +20,25 @@ export const MsgType = {
   compound: 7,
   nack: 9,
   err: 10,
+  coord: 11,
 } as const;
 
 export interface PingMsg { type: 'ping'; seq: number; target: string; sourceName: string; sourceAddr: string }
 export interface IndirectPingMsg { type: 'indirectPing'; seq: number; target: string; targetAddr: string; nack: boolean; sourceName: string; sourceAddr: string }
-export interface AckMsg { type: 'ack'; seq: number }
+/** coord: the acker's Vivaldi coordinate (memberlist's ping-delegate payload), when enabled. */
+export interface AckMsg { type: 'ack'; seq: number; coord?: Coordinate }
 export interface NackMsg { type: 'nack'; seq: number }
 export interface SuspectMsg { type: 'suspect'; incarnation: number; node: string; from: string }
 export interface AliveMsg { type: 'alive'; incarnation: number; node: string; addr: string; meta: Uint8Array; maint: string | null }
 /** from === node means the member left gracefully. */
 export interface DeadMsg { type: 'dead'; incarnation: number; node: string; from: string }
-export interface PushNodeState { name: string; addr: string; meta: Uint8Array; maint: string | null; incarnation: number; state: MemberState }
+export interface PushNodeState { name: string; addr: string; meta: Uint8Array; maint: string | null; incarnation: number; state: MemberState; coordSeq?: number; coord?: Coordinate }
 export interface PushPullMsg { type: 'pushPull'; join: boolean; states: PushNodeState[] }
 export interface ErrMsg { type: 'err'; message: string }
+/** A member's latest Vivaldi coordinate, gossiped; seq orders a member's own updates. */
+export interface CoordMsg { type: 'coord'; node: string; seq: number; coord: Coordinate }
 
-export type Message = PingMsg | IndirectPingMsg | AckMsg | NackMsg | SuspectMsg | AliveMsg | DeadMsg | PushPullMsg | ErrMsg;
+export type Message = PingMsg | IndirectPingMsg | AckMsg | NackMsg | SuspectMsg | AliveMsg | DeadMsg | PushPullMsg | ErrMsg | CoordMsg;
 
 export type DecodeErrorCode = 'empty' | 'unknown_type' | 'malformed' | 'bad_field' | 'too_large' | 'nested_compound';
 
@@ -77,16 +82,19 @@ export function encode(m: Message): Uint8Array {
   switch (m.type) {
     case 'ping': return frame(MsgType.ping, [m.seq, m.target, m.sourceName, m.sourceAddr]);
     case 'indirectPing': return frame(MsgType.indirectPing, [m.seq, m.target, m.targetAddr, m.nack, m.sourceName, m.sourceAddr]);
-    case 'ack': return frame(MsgType.ack, [m.seq]);
+    case 'ack': return frame(MsgType.ack, m.coord ? [m.seq, encodeCoordinate(m.coord)] : [m.seq]);
     case 'nack': return frame(MsgType.nack, [m.seq]);
     case 'suspect': return frame(MsgType.suspect, [m.incarnation, m.node, m.from]);
     case 'alive': return frame(MsgType.alive, [m.incarnation, m.node, m.addr, m.meta, m.maint]);
     case 'dead': return frame(MsgType.dead, [m.incarnation, m.node, m.from]);
     case 'pushPull': {
-      const rows = m.states.map((s) => [s.name, s.addr, s.meta, s.maint, s.incarnation, s.state]);
+      const rows = m.states.map((s) => s.coord && s.coordSeq !== undefined
+        ? [s.name, s.addr, s.meta, s.maint, s.incarnation, s.state, s.coordSeq, encodeCoordinate(s.coord)]
+        : [s.name, s.addr, s.meta, s.maint, s.incarnation, s.state]);
       return frame(MsgType.pushPull, [m.join, rows]);
     }
     case 'err': return frame(MsgType.err, [m.message]);
+    case 'coord': return frame(MsgType.coord, [m.node, m.seq, encodeCoordinate(m.coord)]);
   }
 }
 
@@ -149,10 +157,17 @@ function maint(v: unknown, field: string): string | null {
   return str(v, field, LIMITS.maintReason, true);
 }
 
-function arr(v: unknown, field: string, len: number): unknown[] {
+function arr(v: unknown, field: string, len: number, altLen = len): unknown[] {
   if (!Array.isArray(v)) bad(field, 'expected an array');
-  if (v.length !== len) bad(field, `expected ${len} fields, got ${v.length}`);
+  if (v.length !== len && v.length !== altLen) bad(field, `expected ${len === altLen ? len : `${len} or ${altLen}`} fields, got ${v.length}`);
   return v;
+}
+
+function coordinate(v: unknown, field: string): Coordinate {
+  if (!(v instanceof Uint8Array)) bad(field, 'expected bytes');
+  const c = decodeCoordinate(v);
+  if (typeof c === 'string') bad(field, c);
+  return c;
 }
 
 function body(data: Uint8Array, type: string): unknown {
@@ -180,8 +195,9 @@ function decodeOne(data: Uint8Array): Message {
       };
     }
     case MsgType.ack: {
-      const a = arr(body(data, 'ack'), 'ack', 1);
-      return { type: 'ack', seq: uint(a[0], 'ack.seq') };
+      const a = arr(body(data, 'ack'), 'ack', 1, 2);
+      const seq = uint(a[0], 'ack.seq');
+      return a.length === 2 ? { type: 'ack', seq, coord: coordinate(a[1], 'ack.coord') } : { type: 'ack', seq };
     }
     case MsgType.nack: {
       const a = arr(body(data, 'nack'), 'nack', 1);
@@ -211,19 +227,28 @@ function decodeOne(data: Uint8Array): Message {
       const states: PushNodeState[] = new Array<PushNodeState>(rows.length);
       for (let i = 0; i < rows.length; i++) {
         const f = `pushPull.states[${i}]`;
-        const r = arr(rows[i], f, 6);
+        const r = arr(rows[i], f, 6, 8);
         const st = uint(r[5], `${f}.state`);
         if (st < ALIVE || st > LEFT) bad(`${f}.state`, `unknown state ${st}`);
-        states[i] = {
+        const row: PushNodeState = {
           name: str(r[0], `${f}.name`, LIMITS.name), addr: str(r[1], `${f}.addr`, LIMITS.addr), meta: bin(r[2], `${f}.meta`, LIMITS.meta),
           maint: maint(r[3], `${f}.maint`), incarnation: uint(r[4], `${f}.incarnation`), state: st as MemberState,
         };
+        if (r.length === 8) {
+          row.coordSeq = uint(r[6], `${f}.coordSeq`);
+          row.coord = coordinate(r[7], `${f}.coord`);
+        }
+        states[i] = row;
       }
       return { type: 'pushPull', join, states };
     }
     case MsgType.err: {
       const a = arr(body(data, 'err'), 'err', 1);
       return { type: 'err', message: str(a[0], 'err.message', LIMITS.errMessage, true) };
+    }
+    case MsgType.coord: {
+      const a = arr(body(data, 'coord'), 'coord', 3);
+      return { type: 'coord', node: str(a[0], 'coord.node', LIMITS.name), seq: uint(a[1], 'coord.seq'), coord: coordinate(a[2], 'coord.coord') };
     }
     case MsgType.compound:
       throw new DecodeError('nested_compound', 'compound inside compound');
