@@ -116,6 +116,8 @@ class Skip extends Error {}
 
 const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 
+/** Content pulls in flight per batch. */
+const APPLY_CONCURRENCY = 8;
 const depth = (p: string): number => p.split('/').length;
 const under = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`);
 
@@ -588,7 +590,19 @@ export class TreeSync {
           }
         }
       };
-      for (const w of writes) await run(w, false);
+      // Same-depth entries are independent (parents are one level up): pull several at once so
+      // per-file round trips and fsyncs overlap.
+      for (let i = 0; i < writes.length;) {
+        const d = depth(writes[i]!.remote.path);
+        let j = i;
+        while (j < writes.length && depth(writes[j]!.remote.path) === d) j++;
+        const level = writes.slice(i, j);
+        let next = 0;
+        await Promise.all(Array.from({ length: Math.min(APPLY_CONCURRENCY, level.length) }, async () => {
+          while (next < level.length) await run(level[next++]!, false);
+        }));
+        i = j;
+      }
       for (const w of dels) await run(w, false);
       for (const w of retry) await run({ ...w, local: this.#index.get(w.remote.path) }, true);
       if (out.applied > 0) {
