@@ -93,7 +93,7 @@ async function benchMultiall(): Promise<{ result: Record<string, number>; base: 
   await waitFor('initial sync', () => c.node('b').svc.status('www')[0]!.entries >= total + 50 && synced('large2.bin'), 600_000);
   const initialMs = performance.now() - t;
   const initialBytes = wire();
-  let w0 = wire();
+  const w0 = wire();
   await flipMiddle(join(aRoot, 'large1.bin'));
   t = performance.now();
   await a.svc.scanNow('www');
