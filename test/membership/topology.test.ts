@@ -66,26 +66,25 @@ class LatencyNet {
   }
 
   transport(addr: string): Transport {
-    const net = this;
     return {
-      async start(h) { net.handlers.set(addr, h); },
-      sendPacket(to, data) {
-        if (net.blocked(addr, to)) { net.blockedAttempts++; return; }
-        net.clock.setTimer(net.#delay(addr, to), () => net.handlers.get(to)?.onPacket(addr, data));
+      start: async (h) => { this.handlers.set(addr, h); },
+      sendPacket: (to, data) => {
+        if (this.blocked(addr, to)) { this.blockedAttempts++; return; }
+        this.clock.setTimer(this.#delay(addr, to), () => this.handlers.get(to)?.onPacket(addr, data));
       },
-      request(to, data, timeoutMs, cb) {
+      request: (to, data, timeoutMs, cb) => {
         let done = false;
-        const finish = (err: Error | null, resp?: Uint8Array) => { if (!done) { done = true; net.clock.clearTimer(timer); cb(err, resp); } };
-        const timer = net.clock.setTimer(timeoutMs, () => finish(new Error('timeout')));
-        if (net.blocked(addr, to)) { net.blockedAttempts++; return; }
-        net.clock.setTimer(net.#delay(addr, to), () => {
-          const h = net.handlers.get(to);
+        const finish = (err: Error | null, resp?: Uint8Array) => { if (!done) { done = true; this.clock.clearTimer(timer); cb(err, resp); } };
+        const timer = this.clock.setTimer(timeoutMs, () => finish(new Error('timeout')));
+        if (this.blocked(addr, to)) { this.blockedAttempts++; return; }
+        this.clock.setTimer(this.#delay(addr, to), () => {
+          const h = this.handlers.get(to);
           if (!h) return;
-          h.onRequest(addr, data, (resp) => net.clock.setTimer(net.#delay(to, addr), () => finish(null, resp)));
+          h.onRequest(addr, data, (resp) => this.clock.setTimer(this.#delay(to, addr), () => finish(null, resp)));
         });
       },
       localAddress: () => addr,
-      async close() { net.handlers.set(addr, null); },
+      close: async () => { this.handlers.set(addr, null); },
     };
   }
 
