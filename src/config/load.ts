@@ -129,6 +129,7 @@ const logSchema = z.strictObject({
 const networkSchema = z.strictObject({
   name: nameSchema('network name'),
   relays: z.array(nameSchema('node name')).nullish(),
+  direct: z.array(nameSchema('network name')).nullish(),
 });
 
 const poolSchema = z.strictObject({
@@ -632,6 +633,16 @@ function crossCheck(r: Reporter, raw: Record<string, unknown>): void {
     });
   });
 
+  // Networks reached directly must be declared.
+  networks.forEach((net, i) => {
+    if (!isPlainObject(net) || !Array.isArray(net.direct)) return;
+    net.direct.forEach((d, j) => {
+      if (typeof d !== 'string' || networkNames.includes(d) || !NAME_PATTERN.test(d)) return;
+      const guess = closest(d, networkNames);
+      r.add(['networks', i, 'direct', j], 'value', `network "${d}" is not declared in networks${guess !== undefined ? `; did you mean "${guess}"?` : ''}`);
+    });
+  });
+
   // Overrides are keyed by node name; one for a node in no pool has nothing to override.
   if (isPlainObject(raw.overrides)) {
     for (const name of Object.keys(raw.overrides)) {
@@ -749,7 +760,7 @@ function buildConfig(f: ConfigFile, settings: CheckedSettings, absFile: string):
     join: [...(f.join ?? [])],
     gossip: gossipConfig(f.gossip),
     adminKeys: (f.admin_keys ?? []).map(abs),
-    networks: (f.networks ?? []).map((net) => ({ name: net.name, relays: [...(net.relays ?? [])] })),
+    networks: (f.networks ?? []).map((net) => ({ name: net.name, relays: [...(net.relays ?? [])], ...(net.direct ? { direct: [...net.direct] } : {}) })),
     pools: (f.pools ?? []).map((p, i) => ({ name: p.name, members: [...(p.members ?? [])], settings: settings.pools[i] ?? {} })),
     overrides,
   };

@@ -83,6 +83,8 @@ export interface NetworkDef {
   name: string;
   /** Relay members ("Princess Bee Hosts") carrying traffic from other networks. */
   relays: string[];
+  /** Other networks whose members this network's members talk to directly (no relay). */
+  direct?: string[];
 }
 
 /** Per-component settings: one key per component, each component owns its sub-schema. */
