@@ -29,6 +29,8 @@ import { registerClusterRoutes } from './cluster-routes.ts';
 import { ClusterServices } from './cluster.ts';
 import { startHealth } from './health.ts';
 import { startFailovers } from './failover.ts';
+import { startFiles } from './files.ts';
+import type { FileSyncService } from '../filesync/service.ts';
 import type { HealthMonitor } from '../health/index.ts';
 import type { Failover } from '../failover/failover.ts';
 import type { PoolDef } from '../config/types.ts';
@@ -76,6 +78,7 @@ export class Agent {
   cluster?: ClusterServices;
   health?: HealthMonitor;
   failovers = new Map<string, Failover>();
+  files?: FileSyncService;
   readonly #lock: StateLock;
   #rpcPort = 0;
   #stopping?: Promise<void>;
@@ -136,6 +139,8 @@ export class Agent {
       cleanup.unshift(() => agent.health?.stop());
       agent.failovers = startFailovers(agent, cluster);
       cleanup.unshift(async () => { await Promise.all([...agent.failovers.values()].map((f) => f.stop())); });
+      agent.files = await startFiles(agent, cluster);
+      cleanup.unshift(async () => { await agent.files?.stop(); });
       registerClusterRoutes(agent, cluster);
       await api.start();
       bus.publish('agent.started', { node: config.node.name });
@@ -169,11 +174,18 @@ export class Agent {
     return this.#rpcPort;
   }
 
-  /** Calls a peer's agent.ping over mTLS and reports the round trip. */
-  async pingPeer(peer: PeerAddress, timeoutMs = 5000): Promise<{ node: string; version: string; rttMs: number }> {
+  /**
+   * Calls a peer's agent.ping over mTLS and reports the round trip. A cluster member the network
+   * topology does not let us reach directly is pinged through a relay of its network (`via`).
+   */
+  async pingPeer(peer: PeerAddress, timeoutMs = 5000): Promise<{ node: string; version: string; rttMs: number; via?: string }> {
     const t0 = performance.now();
-    const res = (await this.peers.call(peer, 'agent.ping', { from: this.config.node.name }, { timeoutMs })) as { node: string; version: string };
-    return { node: res.node, version: res.version, rttMs: Math.round((performance.now() - t0) * 1000) / 1000 };
+    const route = this.cluster?.memberlist.member(peer.name) ? this.cluster.route(peer.name) : undefined;
+    const body = { from: this.config.node.name };
+    const res = (this.cluster && route?.via === 'relay'
+      ? await this.cluster.callVia(route.relay, peer.name, 'agent.ping', body, { timeoutMs })
+      : await this.peers.call(peer, 'agent.ping', body, { timeoutMs })) as { node: string; version: string };
+    return { node: res.node, version: res.version, rttMs: Math.round((performance.now() - t0) * 1000) / 1000, ...(route?.via === 'relay' ? { via: route.relay } : {}) };
   }
 
   status(): Record<string, unknown> {
@@ -245,6 +257,7 @@ export class Agent {
     // A master hands over before the RPC server closes (so it can still reach the voters).
     await Promise.all([...this.failovers.values()].map((f) => f.stop())).catch((err: unknown) => this.logger.warn({ err }, 'failover stop failed'));
     await this.health?.stop();
+    await this.files?.stop().catch((err: unknown) => this.logger.warn({ err }, 'file sync stop failed'));
     await this.cluster?.stop({ leave }).catch((err: unknown) => this.logger.warn({ err }, 'membership stop failed'));
     await this.api.stop().catch((err: unknown) => this.logger.warn({ err }, 'api stop failed'));
     await this.rpc.close().catch((err: unknown) => this.logger.warn({ err }, 'rpc stop failed'));

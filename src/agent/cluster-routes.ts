@@ -11,6 +11,9 @@
  *   GET  /v1/health?pool=             read      this node's checks + every member's summary
  *   GET  /v1/failover                 read      every service's role, master and term here
  *   POST /v1/failover/switch          operator  planned switchover {pool?, service, to}
+ *   GET  /v1/files?tree=              read      per tree and peer: in sync / behind / paused
+ *   GET  /v1/files/conflicts?tree=    read      conflict copies made
+ *   POST /v1/files/resync {tree}      operator  clear a pause, re-verify, full catch-up
  */
 import { z } from 'zod';
 import type { Agent } from './agent.ts';
@@ -22,6 +25,8 @@ const maintBody = z.strictObject({ on: z.boolean(), reason: z.string().max(200).
 const keysBody = z.strictObject({ op: z.enum(['install', 'use', 'remove']), key: z.string().min(1).max(100) });
 const poolsBody = z.strictObject({ document: z.unknown() });
 const membersQuery = z.strictObject({ pool: z.string().max(63).optional(), network: z.string().max(63).optional() });
+const treeQuery = z.strictObject({ tree: z.string().min(1).max(128).optional() });
+const resyncBody = z.strictObject({ tree: z.string().min(1).max(128) });
 const switchBody = z.strictObject({ pool: z.string().max(63).optional(), service: z.string().min(1).max(63), to: z.string().min(1).max(63) });
 
 export function registerClusterRoutes(agent: Agent, cluster: ClusterServices): void {
@@ -71,6 +76,23 @@ export function registerClusterRoutes(agent: Agent, cluster: ClusterServices): v
     app.get('/v1/failover', { config: { role: 'read' } }, async () =>
       [...agent.failovers.values()].flatMap((f) => f.status()),
     );
+    const files = () => {
+      if (!agent.files) throw Object.assign(new Error('no file trees are configured for this node'), { statusCode: 404 });
+      return agent.files;
+    };
+    app.get('/v1/files', { config: { role: 'read' } }, async (req) => {
+      const { tree } = parseBody(treeQuery, req.query);
+      return files().status(tree);
+    });
+    app.get('/v1/files/conflicts', { config: { role: 'read' } }, async (req) => {
+      const { tree } = parseBody(treeQuery, req.query);
+      return files().conflicts(tree);
+    });
+    app.post('/v1/files/resync', { config: { role: 'operator' } }, async (req) => {
+      const { tree } = parseBody(resyncBody, req.body);
+      await files().resync(tree);
+      return { resynced: tree };
+    });
     app.post('/v1/failover/switch', { config: { role: 'operator' } }, async (req, reply) => {
       const { pool, service, to } = parseBody(switchBody, req.body);
       const candidates = [...agent.failovers.entries()].filter(([p, f]) => (!pool || p === pool) && f.status().some((s) => s.service === service));

@@ -8,14 +8,22 @@
  *   metadata makes us fetch the document over mTLS RPC (`pools.get`).
  * - Keyring operations (`keys install|use|remove`) are fanned out over mTLS RPC (`keys.op`) to
  *   every live member and persisted in each member's keyring file.
+ * - Topology (membership/topology.ts, config `networks`): gossip only targets members this node
+ *   may reach directly; RPC to a member of another network goes through a relay of that network
+ *   (`call()` → `relay.forward` on the relay, one hop, only into the relay's own network, only
+ *   FORWARDABLE methods). Vivaldi coordinates pick the nearest relay and answer rtt/nearest.
  *
- * Public interface: ClusterServices (start, stop, members, peerAddress, keysOp, applyPools,
- * setMetaField). Depends on membership, pooldefs, rpc, security/gossipkey, state.
+ * Public interface: ClusterServices (start, stop, members, peerAddress, route, call, rtt,
+ * nearest, keysOp, applyPools, setMetaField). Depends on membership, pooldefs, rpc,
+ * security/gossipkey, state.
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { Gauge } from 'prom-client';
 import { Memberlist, type MemberInfo } from '../membership/memberlist.ts';
+import { NoRouteError, Topology, type Route } from '../membership/topology.ts';
+import { RpcError } from '../rpc/errors.ts';
+import type { CallOptions } from '../rpc/client.ts';
 import { profileConfig, type MembershipConfig } from '../membership/config.ts';
 import { Keyring } from '../membership/keyring.ts';
 import { EventLoopLagMonitor } from '../membership/awareness.ts';
@@ -28,6 +36,19 @@ import { VERSION } from './version.ts';
 export type KeyOp = 'install' | 'use' | 'remove';
 
 const keyOpBody = z.strictObject({ op: z.enum(['install', 'use', 'remove']), key: z.string().min(1).max(100) });
+const forwardBody = z.strictObject({
+  to: z.string().min(1).max(253),
+  method: z.string().min(1).max(128),
+  body: z.unknown(),
+  timeoutMs: z.number().int().min(1).max(120_000).optional(),
+});
+
+/**
+ * Methods a relay forwards. The target sees the relay as the caller (ctx.peer), so methods that
+ * decide by the caller's identity (failover votes, file sync ACLs) are not forwardable; neither
+ * is relay.forward itself, which bounds a forwarded call to one hop.
+ */
+export const FORWARDABLE = new Set(['agent.ping', 'health.summary', 'pools.get', 'keys.op']);
 
 export interface MemberView {
   name: string;
@@ -40,6 +61,10 @@ export interface MemberView {
   maintenanceReason?: string;
   version: string;
   rpcPort?: number;
+  /** Estimated round-trip time from this node (Vivaldi), ms; absent when unknown. */
+  rttMs?: number;
+  /** Relay ("Princess Bee Host") of its network. */
+  relay?: boolean;
 }
 
 function membershipConfig(agent: Agent): Partial<MembershipConfig> {
@@ -63,6 +88,7 @@ export class ClusterServices {
   readonly agent: Agent;
   readonly memberlist: Memberlist;
   readonly pooldefs: PoolDefinitions;
+  readonly topology: Topology;
   readonly #keyringPath: string;
   #keyring: KeyringFile;
   #meta: Record<string, unknown>;
@@ -73,15 +99,14 @@ export class ClusterServices {
     this.agent = agent;
     this.#keyringPath = keyringPath;
     this.#keyring = keyring;
+    this.topology = new Topology(agent.config.networks);
     this.pooldefs = new PoolDefinitions({
       store: agent.store,
       trusted: loadTrusted(agent.config.adminKeys),
       logger: agent.logger,
       bus: agent.bus,
       fetchFrom: async (peer) => {
-        const addr = this.peerAddress(peer);
-        if (!addr) throw new Error(`no RPC address known for ${peer}`);
-        return agent.peers.call(addr, 'pools.get', {}, { timeoutMs: 10_000 });
+        return this.call(peer, 'pools.get', {}, { timeoutMs: 10_000 });
       },
     });
     this.#meta = this.#baseMeta();
@@ -94,6 +119,8 @@ export class ClusterServices {
       config: membershipConfig(agent),
       keyring: new Keyring(keys),
       meta: this.#meta,
+      topology: this.topology,
+      coordinates: true,
       logger: agent.logger.child({ component: 'membership' }),
       bus: agent.bus,
       onEvent: (ev) => {
@@ -120,6 +147,7 @@ export class ClusterServices {
       rpc: this.agent.rpcPort || this.agent.config.node.rpcPort,
       health: (this.#meta?.health as string | undefined) ?? 'UNKNOWN',
       ...(digest ? { pd: digest } : {}),
+      ...(this.topology.relaysOf(this.agent.config.node.network).includes(this.agent.config.node.name) ? { relay: true } : {}),
     };
   }
 
@@ -163,6 +191,7 @@ export class ClusterServices {
       await this.#localKeyOp(op, key);
       return { node: a.config.node.name, keys: this.#keyring.keys.length };
     });
+    a.rpc.handle('relay.forward', async (body, ctx) => this.#forward(body, ctx.peer, ctx.signal));
     a.bus.on('pools.updated', () => {
       a.recomputeEffective();
       this.refreshMeta();
@@ -206,7 +235,7 @@ export class ClusterServices {
   members(filter: { pool?: string; network?: string } = {}): MemberView[] {
     return this.memberlist
       .members()
-      .map((m) => view(m))
+      .map((m) => view(m, this.memberlist.estimateRtt(m.name)))
       .filter((m) => (!filter.pool || m.pools.includes(filter.pool)) && (!filter.network || m.network === filter.network))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -219,6 +248,71 @@ export class ClusterServices {
     if (typeof rpc !== 'number') return undefined;
     const host = m.addr.startsWith('[') ? m.addr.slice(1, m.addr.indexOf(']')) : m.addr.slice(0, m.addr.lastIndexOf(':'));
     return { name, host, port: rpc };
+  }
+
+  /** How this node reaches a member: directly or through a relay of its network (nearest by RTT). Throws NoRouteError. */
+  route(peer: string): Route {
+    const ml = this.memberlist;
+    const p = ml.member(peer);
+    if (!p) throw new NoRouteError(`unknown member ${peer}`);
+    return this.topology.route(ml.localMember(), p, ml.liveMembers(), (n) => ml.estimateRtt(n));
+  }
+
+  /** RPC call to a member, through a relay when the topology says it is not directly reachable. */
+  async call(peer: string, method: string, body: unknown, opts: CallOptions = {}): Promise<unknown> {
+    const r = this.route(peer);
+    if (r.via === 'direct') {
+      const addr = this.peerAddress(peer);
+      if (!addr) throw new Error(`no RPC address known for ${peer}`);
+      return this.agent.peers.call(addr, method, body, opts);
+    }
+    return this.callVia(r.relay, peer, method, body, opts);
+  }
+
+  /** Asks `relay` to call `peer` (a member of the relay's network) for us. */
+  async callVia(relay: string, peer: string, method: string, body: unknown, opts: CallOptions = {}): Promise<unknown> {
+    const addr = this.peerAddress(relay);
+    if (!addr) throw new Error(`no RPC address known for relay ${relay}`);
+    if (!FORWARDABLE.has(method)) throw new Error(`${peer} is reachable only through relay ${relay}, and ${method} is not forwardable`);
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    // The relay gets most of our deadline for its own hop.
+    return this.agent.peers.call(addr, 'relay.forward', { to: peer, method, body, timeoutMs: Math.max(1, Math.floor(timeoutMs * 0.9)) }, opts);
+  }
+
+  async #forward(raw: unknown, from: string, signal: AbortSignal): Promise<unknown> {
+    const me = this.agent.config.node.name;
+    const f = forwardBody.parse(raw);
+    if (!FORWARDABLE.has(f.method)) throw new RpcError('forbidden', `relay ${me}: method ${f.method} is not forwardable`);
+    const self = this.memberlist.localMember();
+    if (!this.topology.isRelay(self)) throw new RpcError('forbidden', `${me} is not a relay`);
+    const net = this.topology.networkOf(self);
+    const target = this.memberlist.member(f.to);
+    if (f.to === me || !target || this.topology.networkOf(target) !== net) {
+      throw new RpcError('forbidden', `relay ${me} forwards only to other members of its network ${net}, not to ${f.to}`);
+    }
+    if (target.state !== 'alive' && target.state !== 'suspect') throw new RpcError('unreachable', `relay ${me}: ${f.to} is ${target.state}`);
+    const addr = this.peerAddress(f.to);
+    if (!addr) throw new RpcError('unreachable', `relay ${me}: no RPC address known for ${f.to}`);
+    this.agent.logger.debug({ from, to: f.to, method: f.method }, 'relaying RPC call');
+    return this.agent.peers.call(addr, f.method, f.body, { timeoutMs: f.timeoutMs ?? 10_000, signal });
+  }
+
+  /** Estimated RTT in ms between two members (b defaults to this node). */
+  rtt(a: string, b: string = this.agent.config.node.name): { a: string; b: string; rttMs: number } {
+    for (const n of [a, b]) if (!this.memberlist.member(n)) throw Object.assign(new Error(`unknown member ${n}`), { statusCode: 404 });
+    const rttMs = this.memberlist.estimateRtt(a, b);
+    if (rttMs === undefined) throw Object.assign(new Error(`no coordinate known yet for ${this.memberlist.coordinateOf(a) ? b : a}`), { statusCode: 404 });
+    return { a, b, rttMs: Math.round(rttMs * 1000) / 1000 };
+  }
+
+  /** The n live members nearest to this node by estimated RTT (optionally only a pool's). */
+  nearest(n: number, pool?: string): { name: string; rttMs: number | null; network: string; pools: string[] }[] {
+    return this.memberlist
+      .nearest(n, pool ? (m) => view(m).pools.includes(pool) : undefined)
+      .map(({ member, rttMs }) => {
+        const v = view(member);
+        return { name: v.name, rttMs: rttMs === undefined ? null : Math.round(rttMs * 1000) / 1000, network: v.network, pools: v.pools };
+      });
   }
 
   keyringList(): { primary: string; keys: string[] } {
@@ -251,10 +345,8 @@ export class ClusterServices {
     const others = this.memberlist.liveMembers().filter((m) => m.name !== this.agent.config.node.name);
     await Promise.all(
       others.map(async (m) => {
-        const addr = this.peerAddress(m.name);
         try {
-          if (!addr) throw new Error('no RPC address known');
-          await this.agent.peers.call(addr, 'keys.op', { op, key }, { timeoutMs: 10_000 });
+          await this.call(m.name, 'keys.op', { op, key }, { timeoutMs: 10_000 });
           results.push({ node: m.name, ok: true });
         } catch (err) {
           results.push({ node: m.name, ok: false, error: (err as Error).message });
@@ -270,7 +362,7 @@ export class ClusterServices {
   }
 }
 
-function view(m: MemberInfo): MemberView {
+function view(m: MemberInfo, rttMs?: number): MemberView {
   const meta = m.meta;
   return {
     name: m.name,
@@ -283,5 +375,7 @@ function view(m: MemberInfo): MemberView {
     ...(m.maintenance.reason ? { maintenanceReason: m.maintenance.reason } : {}),
     version: typeof meta.v === 'string' ? meta.v : '',
     ...(typeof meta.rpc === 'number' ? { rpcPort: meta.rpc } : {}),
+    ...(rttMs !== undefined ? { rttMs: Math.round(rttMs * 1000) / 1000 } : {}),
+    ...(meta.relay === true ? { relay: true } : {}),
   };
 }

@@ -4,6 +4,9 @@
  * comes from gossip (alive, maintenance) and the health status members publish in their
  * metadata (healthy = OK or WARNING).
  *
+ * A service with `backend: { etcd: ... }` is elected through etcd instead (the Failover creates
+ * and closes the etcd client itself); the agents' RPC then only forwards switchovers to the master.
+ *
  * Public interface: startFailovers(agent, cluster) → Map<pool, Failover>. Depends on failover,
  * cluster, rpc.
  */
@@ -66,6 +69,8 @@ export function startFailovers(agent: Agent, cluster: ClusterServices): Map<stri
       trace: (r) => agent.logger.debug({ claim: r, origin: performance.timeOrigin }, 'failover claim'),
     });
     out.set(pool.name, f);
+    const etcd = services.filter((s) => s.backend?.kind === 'etcd').map((s) => s.name);
+    if (etcd.length > 0) agent.logger.info({ pool: pool.name, services: etcd }, 'failover: these services are elected through etcd');
   }
   for (const method of METHODS) {
     agent.rpc.handle(method, async (body, ctx) => {

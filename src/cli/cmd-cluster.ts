@@ -166,3 +166,45 @@ export function registerClusterCommands(program: Command): void {
       out(keyValues(r as Record<string, unknown>));
     });
 }
+
+interface TreeStatusRow {
+  tree: string; pool: string; root: string; paused: string | null; entries: number; conflicts: number;
+  peers: { peer: string; state: string; behind: number; lastError: string | null }[];
+}
+
+export function registerFilesCommands(program: Command): void {
+  const files = program.command('files').description('file trees kept in sync across pools');
+  files
+    .command('status')
+    .argument('[tree]', 'only this tree')
+    .option('--json', 'print JSON')
+    .description('per tree and peer: in sync, behind by N files, conflicts, paused')
+    .action(async (tree: string | undefined, o: { json?: boolean }) => {
+      const rows = (await apiRequest(await resolveTarget(program), 'GET', `/v1/files${tree ? `?tree=${encodeURIComponent(tree)}` : ''}`)) as TreeStatusRow[];
+      if (o.json) {
+        out(JSON.stringify(rows, null, 2));
+        return;
+      }
+      for (const t of rows) {
+        out(`${t.pool}/${t.tree}  ${t.root}  ${t.entries} entries  ${t.conflicts} conflicts${t.paused ? `  PAUSED: ${t.paused}` : ''}`);
+        out(table(['peer', 'state', 'behind', 'last error'], t.peers.map((p) => [p.peer, p.state, p.behind, p.lastError ?? ''])));
+      }
+    });
+  files
+    .command('conflicts')
+    .argument('[tree]', 'only this tree')
+    .option('--json', 'print JSON')
+    .description('conflict copies made when two members changed the same file concurrently')
+    .action(async (tree: string | undefined, o: { json?: boolean }) => {
+      const rows = (await apiRequest(await resolveTarget(program), 'GET', `/v1/files/conflicts${tree ? `?tree=${encodeURIComponent(tree)}` : ''}`)) as { tree: string; path: string; copy: string; winner: string; loser: string; at: number }[];
+      out(o.json ? JSON.stringify(rows, null, 2) : table(['time', 'tree', 'path', 'conflict copy', 'winner', 'loser'], rows.map((r) => [new Date(r.at).toISOString(), r.tree, r.path, r.copy, r.winner, r.loser])));
+    });
+  files
+    .command('resync')
+    .argument('<tree>', 'tree name')
+    .description('clear a pause (accepting a held mass delete), re-verify every hash and catch up with all peers')
+    .action(async (tree: string) => {
+      await apiRequest(await resolveTarget(program), 'POST', '/v1/files/resync', { tree }, 600_000);
+      out(`resync of ${tree} done`);
+    });
+}

@@ -11,7 +11,7 @@ import { registerAgentCommand } from './cmd-agent.ts';
 import { registerConfigCommands } from './cmd-config.ts';
 import { registerSecurityCommands } from './cmd-security.ts';
 import { registerApiCommands } from './cmd-api.ts';
-import { registerClusterCommands } from './cmd-cluster.ts';
+import { registerClusterCommands, registerFilesCommands } from './cmd-cluster.ts';
 import '../agent/components.ts';
 import { ApiError, ApiUnreachableError } from './client.ts';
 
@@ -42,6 +42,7 @@ export function buildProgram(): Command {
   registerSecurityCommands(program);
   registerApiCommands(program);
   registerClusterCommands(program);
+  registerFilesCommands(program);
   // Subcommands inherit exitOverride so usage errors come back here.
   for (const c of program.commands) {
     c.exitOverride();

@@ -7,7 +7,16 @@ import { EventEmitter } from 'node:events';
 import type { FailoverEventMap } from '../failover/types.ts';
 
 /** Every event kind and its payload. Components add their kinds here. */
-export interface EventMap extends FailoverEventMap {
+/** Events of the file sync component (src/filesync/treesync.ts). */
+export interface FilesEventMap {
+  'files.conflict': { tree: string; path: string; copy: string; winner: string; loser: string };
+  'files.synced': { tree: string; peer: string; applied: number; failed: number };
+  'files.paused': { tree: string; reason: string };
+  'files.resumed': { tree: string };
+  'files.post_sync': { tree: string; command: string; exitCode: number | null; signal: string | null; durationMs: number; output: string };
+}
+
+export interface EventMap extends FailoverEventMap, FilesEventMap {
   'agent.started': { node: string };
   'agent.stopping': { node: string; reason: string };
   'config.reloaded': { node: string; file: string };

@@ -2,6 +2,8 @@
  * The storage schema, as an append-only list of migrations. Never edit an applied migration:
  * add a new one with the next version number. docs/storage.md describes every table.
  */
+import { FILESYNC_MIGRATION } from '../filesync/migration.ts';
+
 export interface Migration {
   version: number;
   component: string;
@@ -44,4 +46,5 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX outbox_peer ON outbox(component, peer, id);
     `,
   },
+  FILESYNC_MIGRATION,
 ];
