@@ -225,6 +225,12 @@ export class Agent {
     }
     if (JSON.stringify(old.tls) !== JSON.stringify(next.node.tls)) needsRestart.push('node.tls');
     if (this.config.api.socket !== next.api.socket || JSON.stringify(this.config.api.tcp) !== JSON.stringify(next.api.tcp)) needsRestart.push('api.listeners');
+    // Running components keep the settings they started with (a failover master or a file tree
+    // in the middle of a transfer is not torn down by a reload): say so instead of pretending.
+    const componentSettings = (pools: PoolDef[]) => JSON.stringify(pools.map((p) => [p.name, p.members, p.settings]));
+    if (!this.cluster?.pooldefs.current() && componentSettings(this.config.pools) !== componentSettings(next.pools)) {
+      needsRestart.push('pools (health rules, failover services, file trees)');
+    }
     if (needsRestart.length > 0) {
       this.logger.warn({ settings: needsRestart }, 'config reload: these settings change only after a restart; the rest is applied');
     }

@@ -195,6 +195,7 @@ export class ClusterServices {
     a.bus.on('pools.updated', () => {
       a.recomputeEffective();
       this.refreshMeta();
+      a.logger.warn('new pool definitions: membership metadata and effective configuration updated; health rules, failover services and file trees change on the next agent restart');
     });
     this.memberlist.setMeta({ ...this.#meta, rpc: a.rpcPort });
     await this.memberlist.start();
