@@ -14,6 +14,9 @@
  *   GET  /v1/files?tree=              read      per tree and peer: in sync / behind / paused
  *   GET  /v1/files/conflicts?tree=    read      conflict copies made
  *   POST /v1/files/resync {tree}      operator  clear a pause, re-verify, full catch-up
+ *   GET  /v1/rtt?a=&b=                read      estimated RTT between two members (b: this node), Vivaldi
+ *   GET  /v1/nearest?n=&pool=         read      the n live members nearest to this node
+ *   GET  /v1/route?peer=              read      direct, or the relay a call to peer goes through
  */
 import { z } from 'zod';
 import type { Agent } from './agent.ts';
@@ -27,6 +30,9 @@ const poolsBody = z.strictObject({ document: z.unknown() });
 const membersQuery = z.strictObject({ pool: z.string().max(63).optional(), network: z.string().max(63).optional() });
 const treeQuery = z.strictObject({ tree: z.string().min(1).max(128).optional() });
 const resyncBody = z.strictObject({ tree: z.string().min(1).max(128) });
+const rttQuery = z.strictObject({ a: z.string().min(1).max(253), b: z.string().min(1).max(253).optional() });
+const nearestQuery = z.strictObject({ n: z.coerce.number().int().min(1).max(10_000).optional(), pool: z.string().max(63).optional() });
+const routeQuery = z.strictObject({ peer: z.string().min(1).max(253) });
 const switchBody = z.strictObject({ pool: z.string().max(63).optional(), service: z.string().min(1).max(63), to: z.string().min(1).max(63) });
 
 export function registerClusterRoutes(agent: Agent, cluster: ClusterServices): void {
@@ -72,6 +78,22 @@ export function registerClusterRoutes(agent: Agent, cluster: ClusterServices): v
     app.get('/v1/health', { config: { role: 'read' } }, async (req) => {
       const { pool } = parseBody(membersQuery, req.query);
       return { local: agent.health?.summary() ?? null, members: cluster.members(pool ? { pool } : {}).map((m) => ({ name: m.name, status: m.status, health: m.health, pools: m.pools })) };
+    });
+    app.get('/v1/rtt', { config: { role: 'read' } }, async (req) => {
+      const { a, b } = parseBody(rttQuery, req.query);
+      return cluster.rtt(a, b);
+    });
+    app.get('/v1/nearest', { config: { role: 'read' } }, async (req) => {
+      const { n, pool } = parseBody(nearestQuery, req.query);
+      return cluster.nearest(n ?? 5, pool);
+    });
+    app.get('/v1/route', { config: { role: 'read' } }, async (req, reply) => {
+      const { peer } = parseBody(routeQuery, req.query);
+      try {
+        return { peer, ...cluster.route(peer) };
+      } catch (err) {
+        return reply.code(404).send({ error: 'no_route', message: (err as Error).message });
+      }
     });
     app.get('/v1/failover', { config: { role: 'read' } }, async () =>
       [...agent.failovers.values()].flatMap((f) => f.status()),

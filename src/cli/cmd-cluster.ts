@@ -14,7 +14,10 @@ import { generateAdminKey, signDocument, poolSchema } from '../pooldefs/document
 
 const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : s + '\n');
 
-interface MemberRow { name: string; address: string; status: string; pools: string[]; network: string; health: string; maintenanceReason?: string; version: string }
+interface MemberRow { name: string; address: string; status: string; pools: string[]; network: string; health: string; maintenanceReason?: string; version: string; rttMs?: number; relay?: boolean }
+
+/** RTT for tables: ms with up to 3 decimals, '-' when unknown. */
+const fmtRtt = (ms: number | null | undefined) => (ms === undefined || ms === null ? '-' : `${ms < 10 ? ms.toFixed(3) : ms.toFixed(1)} ms`);
 
 export function registerClusterCommands(program: Command): void {
   program
@@ -26,7 +29,32 @@ export function registerClusterCommands(program: Command): void {
     .action(async (o: { pool?: string; network?: string; json?: boolean }) => {
       const q = new URLSearchParams({ ...(o.pool ? { pool: o.pool } : {}), ...(o.network ? { network: o.network } : {}) });
       const rows = (await apiRequest(await resolveTarget(program), 'GET', `/v1/members${q.size ? `?${q}` : ''}`)) as MemberRow[];
-      out(o.json ? JSON.stringify(rows, null, 2) : table(['name', 'address', 'status', 'pools', 'network', 'health', 'version'], rows.map((m) => [m.name, m.address, m.status + (m.maintenanceReason ? ` (${m.maintenanceReason})` : ''), m.pools.join(','), m.network, m.health, m.version])));
+      out(o.json ? JSON.stringify(rows, null, 2) : table(['name', 'address', 'status', 'pools', 'network', 'health', 'version', 'rtt'], rows.map((m) => [m.name, m.address, m.status + (m.maintenanceReason ? ` (${m.maintenanceReason})` : ''), m.pools.join(','), m.network + (m.relay ? ' (relay)' : ''), m.health, m.version, fmtRtt(m.rttMs)])));
+    });
+
+  program
+    .command('rtt')
+    .argument('<a>', 'member name')
+    .argument('[b]', 'member name (default: the local node)')
+    .option('--json', 'print JSON')
+    .description('estimated round-trip time between two members, from their network coordinates')
+    .action(async (a: string, b: string | undefined, o: { json?: boolean }) => {
+      const q = new URLSearchParams({ a, ...(b ? { b } : {}) });
+      const r = (await apiRequest(await resolveTarget(program), 'GET', `/v1/rtt?${q}`)) as { a: string; b: string; rttMs: number };
+      out(o.json ? JSON.stringify(r) : `Estimated ${r.a} <-> ${r.b} rtt: ${r.rttMs.toFixed(3)} ms`);
+    });
+
+  program
+    .command('nearest')
+    .option('--pool <pool>', 'only members of this pool')
+    .option('--n <n>', 'how many (default 5)')
+    .option('--json', 'print JSON')
+    .description('live members nearest to the local node by estimated round-trip time')
+    .action(async (o: { pool?: string; n?: string; json?: boolean }) => {
+      if (o.n !== undefined && !/^[1-9]\d{0,4}$/.test(o.n)) throw new CliExit(EXIT.usage, `multiall nearest: --n must be a positive integer, got '${o.n}'`);
+      const q = new URLSearchParams({ ...(o.pool ? { pool: o.pool } : {}), ...(o.n ? { n: o.n } : {}) });
+      const rows = (await apiRequest(await resolveTarget(program), 'GET', `/v1/nearest${q.size ? `?${q}` : ''}`)) as { name: string; rttMs: number | null; network: string; pools: string[] }[];
+      out(o.json ? JSON.stringify(rows, null, 2) : table(['name', 'rtt', 'network', 'pools'], rows.map((r) => [r.name, fmtRtt(r.rttMs), r.network, r.pools.join(',')])));
     });
 
   program
