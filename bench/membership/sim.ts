@@ -2,12 +2,15 @@
  * Membership simulation benchmark: the real Memberlist code, N members on a virtual clock.
  *
  *   node bench/membership/sim.ts --members 1000 --duration 30 [--loss 0.01] [--profile lan]
- *        [--join] [--seed 1] [--latency 1] [--jitter 2] [--slow 0]
+ *        [--join] [--seed 1] [--latency 1] [--jitter 2] [--slow 0] [--warmup 5] [--name-width 5]
  *
  * Scenario: start a converged cluster (or --join: everyone joins member 0 through the protocol),
  * warm up, then at t0 crash one member and 1 s later change another member's metadata. Reports
  * failure detection (first detector, all members), dissemination of the update (99.9 %, 100 %),
- * false positives and load per member; last line of output is JSON.
+ * false positives and load per member, both in the measurement window and in a quiet stretch of
+ * the warmup (from 2 s on, no membership change); last line of output is JSON.
+ * Members are named n00000, n00001, … (--name-width; 0 = n0, n1, …) so that byte counts do not
+ * grow with N just because names get longer.
  */
 import { parseArgs } from 'node:util';
 import { profileConfig, retransmitLimit, suspicionTimeout, type ConfigProfile } from '../../src/membership/config.ts';
@@ -25,6 +28,7 @@ const { values: a } = parseArgs({
     profile: { type: 'string', default: 'lan' },
     seed: { type: 'string', default: '1' },
     slow: { type: 'string', default: '0' },
+    'name-width': { type: 'string', default: '5' },
     join: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
   },
@@ -41,6 +45,8 @@ const log = (s: string): void => {
   if (!a.quiet) console.error(s);
 };
 
+const nameWidth = Number(a['name-width']);
+const nameOf = (i: number): string => `n${String(i).padStart(nameWidth, '0')}`;
 const victim = 1;
 const updater = 2;
 const slowCount = Number(a.slow); // members with 300 ms event-loop lag during the run
@@ -51,19 +57,19 @@ const failedSeen = new Map<number, number>(); // observer -> time it marked the 
 const updateSeen = new Map<number, number>();
 let falseFailed = 0;
 let falseSuspect = 0;
-const killed = new Set<string>([`n${victim}`]);
+const killed = new Set<string>([nameOf(victim)]);
 
 const onEvent = (i: number, ev: MemberEvent): void => {
   if (!recording) return;
   const now = cluster.clock.now();
   const who = ev.member.name;
   if (ev.kind === 'failed') {
-    if (who === `n${victim}`) {
+    if (who === nameOf(victim)) {
       if (!failedSeen.has(i)) failedSeen.set(i, now - t0);
     } else if (!killed.has(who)) falseFailed++;
   } else if (ev.kind === 'suspect' && !killed.has(who)) {
     falseSuspect++;
-  } else if (ev.kind === 'updated' && who === `n${updater}` && tUpdate > 0) {
+  } else if (ev.kind === 'updated' && who === nameOf(updater) && tUpdate > 0) {
     if (!updateSeen.has(i)) updateSeen.set(i, now - tUpdate);
   }
 };
@@ -71,7 +77,7 @@ const onEvent = (i: number, ev: MemberEvent): void => {
 const wall0 = performance.now();
 const cluster = new SimCluster({
   size: N, seed: Number(a.seed), loss: Number(a.loss), latency: Number(a.latency), jitter: Number(a.jitter),
-  config: cfg, onEvent,
+  config: cfg, onEvent, name: nameOf,
 });
 await cluster.startAll();
 if (a.join) {
@@ -82,7 +88,13 @@ if (a.join) {
 }
 const wallSetup = performance.now() - wall0;
 log(`setup ${(wallSetup / 1000).toFixed(1)} s; warmup ${warmup / 1000} s`);
-await cluster.run(warmup);
+// Quiet load: the warmup after its first 2 s (members' own start-up announcements are done).
+const quietFrom = Math.min(2000, warmup / 2);
+await cluster.run(quietFrom);
+const q0 = { ...cluster.net.counters };
+await cluster.run(warmup - quietFrom);
+const q1 = { ...cluster.net.counters };
+const quietS = (warmup - quietFrom) / 1000;
 const views = cluster.liveViews();
 const converged = views.filter((v) => v === N - 1).length;
 log(`converged views after warmup: ${converged}/${N}`);
@@ -139,10 +151,17 @@ const result = {
     p999Rounds: t999 === null ? null : +(t999 / cfg.gossipInterval).toFixed(1),
     reached: updateSeen.size,
     theoryLogFanoutRounds: Math.ceil(Math.log(N) / Math.log(fanout)),
+    /** The target: 99.9 % reached within 1.5 × ceil(log_fanout N) gossip rounds. */
+    within1_5xLogRounds: t999 === null ? false : t999 / cfg.gossipInterval <= 1.5 * Math.ceil(Math.log(N) / Math.log(fanout)),
     theoryEpidemicRounds999: +epidemicRounds.toFixed(1),
     retransmitLimit: retransmitLimit(cfg.retransmitMult, N),
   },
   falsePositives: { failed: falseFailed, suspect: falseSuspect },
+  quietPerMemberPerSecond: {
+    packets: +((q1.packets - q0.packets) / N / quietS).toFixed(2),
+    udpBytes: Math.round((q1.bytes - q0.bytes) / N / quietS),
+    streamBytes: Math.round((q1.streamBytes - q0.streamBytes) / N / quietS),
+  },
   perMemberPerSecond: {
     packets: +((c1.packets - c0.packets) / N / windowS).toFixed(2),
     udpBytes: Math.round((c1.bytes - c0.bytes) / N / windowS),

@@ -601,8 +601,7 @@ export class Memberlist {
     let updatesAddr = false;
     if (!s) {
       // Unknown members start as dead at incarnation 0 so the alive below applies.
-      s = { name: a.node, addr: a.addr, meta: EMPTY, maint: null, incarnation: 0, state: DEAD, stateChange: this.#clock.now() };
-      this.#table.add(s);
+      s = this.#table.add({ name: a.node, addr: a.addr, meta: EMPTY, maint: null, incarnation: 0, state: DEAD, stateChange: this.#clock.now() });
       isNew = true;
     } else if (s.addr !== a.addr) {
       // A new address is accepted only for members that are gone (restart elsewhere).

@@ -194,6 +194,8 @@ export interface SimClusterOptions extends SimNetworkOptions {
   /** Base64 keys: every member gets its own Keyring with these keys. */
   keys?: string[];
   onEvent?: (node: number, ev: MemberEvent) => void;
+  /** Name of member i (default `n${i}`); fixed-width names keep byte counts comparable across sizes. */
+  name?: (i: number) => string;
 }
 
 export function simAddr(i: number): string {
@@ -205,9 +207,11 @@ export class SimCluster {
   readonly net: SimNetwork;
   readonly members: Memberlist[] = [];
   readonly #opts: SimClusterOptions;
+  readonly nameOf: (i: number) => string;
 
   constructor(opts: SimClusterOptions) {
     this.#opts = opts;
+    this.nameOf = opts.name ?? ((i) => `n${i}`);
     this.net = new SimNetwork(opts);
     for (let i = 0; i < opts.size; i++) this.members.push(this.#make(i));
   }
@@ -221,7 +225,7 @@ export class SimCluster {
     const onEvent = this.#opts.onEvent;
     const transport = this.net.transport(addr); // registers the endpoint clockFor looks up
     return new Memberlist({
-      name: `n${i}`,
+      name: this.nameOf(i),
       config: this.#opts.config ?? {},
       clock: this.net.clockFor(addr),
       transport,

@@ -1,7 +1,16 @@
 /**
- * The member table: one NodeState per known member, the SWIM state machine's precedence rules
+ * The member table: one entry per known member, the SWIM state machine's precedence rules
  * (who overrides whom by incarnation), and the selection helpers probing and gossip need
  * (randomized round-robin order, k random members) without O(N) work per call.
+ *
+ * Storage is compact because a simulation runs thousands of Memberlists in one process and each
+ * holds a full view (N² entries): member names are interned to small integer ids in a
+ * process-wide MemberRegistry, and a table keeps, per id, a state byte, the state-change time
+ * (Float64Array) and a pointer to an immutable, shared MemberVersion (addr, meta, maint,
+ * incarnation), so views that agree about a member share one object (≈21 bytes per entry instead
+ * of ≈110 for a NodeState object in a Map). Entries are read and written through NodeState
+ * handles (`get`, `all`, …): small objects created per call whose fields read and write the
+ * table, so the protocol code in memberlist.ts works on them as on plain objects.
  */
 
 /** Numeric so that a 10k-member simulation keeps per-entry memory small. */
@@ -46,67 +55,327 @@ export function isDeadOrLeft(s: NodeState): boolean {
   return s.state === DEAD || s.state === LEFT;
 }
 
-/** Map for lookup plus a dense array for O(1) random picks and round-robin probing. */
+/** What a member announces about itself at one incarnation. Immutable; shared between tables. */
+export interface MemberVersion {
+  readonly addr: string;
+  readonly meta: Uint8Array;
+  readonly maint: string | null;
+  readonly incarnation: number;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Versions remembered per member for sharing (a miss only costs memory, never correctness). */
+const VERSION_CACHE = 4;
+
+/**
+ * Interns member names to dense integer ids (reference-counted by the tables holding them, freed
+ * ids are reused) and member versions per name. One process-wide instance (`memberRegistry`)
+ * serves every MemberTable, so the simulated members of one process share it.
+ */
+export class MemberRegistry {
+  readonly #ids = new Map<string, number>();
+  readonly #names: string[] = [];
+  #refs = new Int32Array(64);
+  readonly #free: number[] = [];
+  readonly #versions: (MemberVersion[] | undefined)[] = [];
+
+  /** Ids ever allocated (tables size their per-id arrays to this). */
+  get highWater(): number {
+    return this.#names.length;
+  }
+
+  /** Names currently held by at least one table. */
+  get size(): number {
+    return this.#ids.size;
+  }
+
+  lookup(name: string): number {
+    return this.#ids.get(name) ?? -1;
+  }
+
+  name(id: number): string {
+    return this.#names[id] as string;
+  }
+
+  /** Id of `name`, allocating it if needed, and one more reference to it. */
+  acquire(name: string): number {
+    let id = this.#ids.get(name);
+    if (id === undefined) {
+      id = this.#free.pop();
+      if (id === undefined) {
+        id = this.#names.length;
+        this.#names.push(name);
+        this.#versions.push(undefined);
+        if (id >= this.#refs.length) {
+          const r = new Int32Array(this.#refs.length * 2);
+          r.set(this.#refs);
+          this.#refs = r;
+        }
+      } else {
+        this.#names[id] = name;
+      }
+      this.#ids.set(name, id);
+    }
+    this.#refs[id] = (this.#refs[id] as number) + 1;
+    return id;
+  }
+
+  release(id: number): void {
+    const r = (this.#refs[id] as number) - 1;
+    this.#refs[id] = r;
+    if (r > 0) return;
+    this.#ids.delete(this.#names[id] as string);
+    this.#versions[id] = undefined;
+    this.#free.push(id);
+  }
+
+  /** A shared version equal to the given fields (a recent one for this member, or a new one). */
+  version(id: number, addr: string, meta: Uint8Array, maint: string | null, incarnation: number): MemberVersion {
+    let list = this.#versions[id];
+    if (list === undefined) {
+      list = [];
+      this.#versions[id] = list;
+    }
+    for (let i = 0; i < list.length; i++) {
+      const v = list[i] as MemberVersion;
+      if (v.incarnation === incarnation && v.addr === addr && v.maint === maint && bytesEqual(v.meta, meta)) return v;
+    }
+    const v: MemberVersion = { addr, meta, maint, incarnation };
+    if (list.length >= VERSION_CACHE) list.pop();
+    list.unshift(v);
+    return v;
+  }
+}
+
+/** The registry every MemberTable uses by default (one per process). */
+export const memberRegistry = new MemberRegistry();
+
+/** Bit set in a state byte when the id is not (or no longer) in the table. */
+const ABSENT = 0x80;
+
+/** Per-id arrays of one table; entries (handles) read and write through it. */
+class Store {
+  readonly reg: MemberRegistry;
+  state = new Uint8Array(0);
+  change = new Float64Array(0);
+  ver: (MemberVersion | undefined)[] = [];
+  /** Members alive or suspect. */
+  alive = 0;
+
+  constructor(reg: MemberRegistry) {
+    this.reg = reg;
+  }
+
+  ensure(id: number): void {
+    const old = this.state.length;
+    if (id < old) return;
+    const cap = Math.max(id + 1, this.reg.highWater, old + (old >> 3) + 8);
+    const st = new Uint8Array(cap).fill(ABSENT);
+    st.set(this.state);
+    const ch = new Float64Array(cap);
+    ch.set(this.change);
+    this.state = st;
+    this.change = ch;
+    const ver = new Array<MemberVersion | undefined>(cap).fill(undefined);
+    for (let i = 0; i < old; i++) ver[i] = this.ver[i];
+    this.ver = ver;
+  }
+
+  setState(id: number, state: MemberState, now: number | null): void {
+    const prev = (this.state[id] as number) & 3;
+    const wasLive = prev === ALIVE || prev === SUSPECT;
+    const isLive = state === ALIVE || state === SUSPECT;
+    if (wasLive !== isLive) this.alive += isLive ? 1 : -1;
+    if (now !== null && prev !== state) this.change[id] = now;
+    this.state[id] = state;
+  }
+
+  setVersion(id: number, addr: string, meta: Uint8Array, maint: string | null, incarnation: number): void {
+    this.ver[id] = this.reg.version(id, addr, meta, maint, incarnation);
+  }
+}
+
+/** A NodeState view of one table entry. Still readable after removal (until the id is reused). */
+class Entry implements NodeState {
+  readonly name: string;
+  readonly id: number;
+  readonly #s: Store;
+
+  constructor(s: Store, id: number, name: string) {
+    this.#s = s;
+    this.id = id;
+    this.name = name;
+  }
+
+  get #v(): MemberVersion {
+    return this.#s.ver[this.id] as MemberVersion;
+  }
+
+  get addr(): string {
+    return this.#v.addr;
+  }
+
+  set addr(addr: string) {
+    const v = this.#v;
+    if (v.addr !== addr) this.#s.setVersion(this.id, addr, v.meta, v.maint, v.incarnation);
+  }
+
+  get meta(): Uint8Array {
+    return this.#v.meta;
+  }
+
+  set meta(meta: Uint8Array) {
+    const v = this.#v;
+    if (v.meta !== meta) this.#s.setVersion(this.id, v.addr, meta, v.maint, v.incarnation);
+  }
+
+  get maint(): string | null {
+    return this.#v.maint;
+  }
+
+  set maint(maint: string | null) {
+    const v = this.#v;
+    if (v.maint !== maint) this.#s.setVersion(this.id, v.addr, v.meta, maint, v.incarnation);
+  }
+
+  get incarnation(): number {
+    return this.#v.incarnation;
+  }
+
+  set incarnation(incarnation: number) {
+    const v = this.#v;
+    if (v.incarnation !== incarnation) this.#s.setVersion(this.id, v.addr, v.meta, v.maint, incarnation);
+  }
+
+  get state(): MemberState {
+    return ((this.#s.state[this.id] as number) & 3) as MemberState;
+  }
+
+  /** Direct writes keep the live count exact but leave stateChange alone (see MemberTable.setState). */
+  set state(state: MemberState) {
+    if (((this.#s.state[this.id] as number) & ABSENT) === 0) this.#s.setState(this.id, state, null);
+    else this.#s.state[this.id] = state | ABSENT;
+  }
+
+  get stateChange(): number {
+    return this.#s.change[this.id] as number;
+  }
+
+  set stateChange(t: number) {
+    this.#s.change[this.id] = t;
+  }
+}
+
+/**
+ * Lookup by name through the registry, plus a dense array of ids for O(1) random picks and
+ * round-robin probing. Returned NodeStates are live handles: write changes through them (or
+ * setState), not through the object passed to add().
+ */
 export class MemberTable {
-  readonly #map = new Map<string, NodeState>();
-  readonly #list: NodeState[] = [];
+  readonly #s: Store;
+  #list = new Int32Array(16);
+  #n = 0;
   readonly #rand: () => number;
-  #alive = 0; // alive + suspect: the "N" in the scaling formulas
   #probeIdx = 0;
 
-  constructor(rand: () => number = Math.random) {
+  constructor(rand: () => number = Math.random, registry: MemberRegistry = memberRegistry) {
     this.#rand = rand;
+    this.#s = new Store(registry);
   }
 
   get size(): number {
-    return this.#list.length;
+    return this.#n;
   }
 
   /** Members currently alive or suspect (including the local one). */
   get liveCount(): number {
-    return this.#alive;
+    return this.#s.alive;
+  }
+
+  #has(id: number): boolean {
+    return id >= 0 && id < this.#s.state.length && ((this.#s.state[id] as number) & ABSENT) === 0;
+  }
+
+  #entry(id: number): Entry {
+    return new Entry(this.#s, id, this.#s.reg.name(id));
   }
 
   get(name: string): NodeState | undefined {
-    return this.#map.get(name);
+    const id = this.#s.reg.lookup(name);
+    return this.#has(id) ? this.#entry(id) : undefined;
   }
 
-  all(): readonly NodeState[] {
-    return this.#list;
+  /** Every entry, in probe-list order (a fresh array of handles). */
+  all(): NodeState[] {
+    const out = new Array<NodeState>(this.#n);
+    for (let i = 0; i < this.#n; i++) out[i] = this.#entry(this.#list[i] as number);
+    return out;
   }
 
-  /** Insert at a random position so probe order stays randomized (memberlist aliveNode). */
-  add(s: NodeState): void {
-    if (this.#map.has(s.name)) throw new Error(`member ${s.name} already in table`);
-    this.#map.set(s.name, s);
-    const n = this.#list.length;
+  /**
+   * Copy `s` into the table and return the live entry. Inserted at a random position so probe
+   * order stays randomized (memberlist aliveNode).
+   */
+  add(s: NodeState): NodeState {
+    const reg = this.#s.reg;
+    if (this.#has(reg.lookup(s.name))) throw new Error(`member ${s.name} already in table`);
+    const id = reg.acquire(s.name);
+    const st = this.#s;
+    st.ensure(id);
+    st.state[id] = DEAD; // counted as not live until setState below
+    st.change[id] = s.stateChange;
+    st.setVersion(id, s.addr, s.meta, s.maint, s.incarnation);
+    st.setState(id, s.state, null);
+    if (this.#n === this.#list.length) {
+      const l = new Int32Array(Math.max(16, this.#n * 2, reg.highWater));
+      l.set(this.#list);
+      this.#list = l;
+    }
+    const n = this.#n;
+    const l = this.#list;
     const j = Math.floor(this.#rand() * (n + 1));
     if (j === n) {
-      this.#list.push(s);
+      l[n] = id;
     } else {
-      this.#list.push(this.#list[j] as NodeState);
-      this.#list[j] = s;
+      l[n] = l[j] as number;
+      l[j] = id;
     }
-    if (s.state === ALIVE || s.state === SUSPECT) this.#alive++;
+    this.#n = n + 1;
+    return this.#entry(id);
   }
 
   remove(name: string): NodeState | undefined {
-    const s = this.#map.get(name);
-    if (!s) return undefined;
-    this.#map.delete(name);
+    const id = this.#s.reg.lookup(name);
+    if (!this.#has(id)) return undefined;
+    const e = this.#entry(id);
     // O(N), but removal only happens when reaping (rare); no per-entry index saves memory.
-    const i = this.#list.indexOf(s);
-    const last = this.#list.pop() as NodeState;
-    if (last !== s) this.#list[i] = last;
-    if (s.state === ALIVE || s.state === SUSPECT) this.#alive--;
-    return s;
+    const l = this.#list;
+    const i = l.subarray(0, this.#n).indexOf(id);
+    const last = l[--this.#n] as number;
+    if (last !== id) l[i] = last;
+    const st = this.#s;
+    const state = (st.state[id] as number) & 3;
+    if (state === ALIVE || state === SUSPECT) st.alive--;
+    st.state[id] = state | ABSENT;
+    st.reg.release(id);
+    return e;
   }
 
   /** All state transitions go through here to keep the live count exact. */
   setState(s: NodeState, state: MemberState, now: number): void {
-    const wasLive = s.state === ALIVE || s.state === SUSPECT;
-    const isLive = state === ALIVE || state === SUSPECT;
-    if (wasLive !== isLive) this.#alive += isLive ? 1 : -1;
+    if (s instanceof Entry) {
+      if (this.#has(s.id) && this.#s.reg.name(s.id) === s.name) {
+        this.#s.setState(s.id, state, now);
+        return;
+      }
+    }
+    // Not one of ours (or no longer in the table): update the object only.
     if (s.state !== state) s.stateChange = now;
     s.state = state;
   }
@@ -116,13 +385,13 @@ export class MemberTable {
    * every member is probed once per pass (SWIM's bound on detection time) in random order.
    */
   nextProbeTarget(accept: (s: NodeState) => boolean): NodeState | undefined {
-    const n = this.#list.length;
+    const n = this.#n;
     for (let checked = 0; checked < n; checked++) {
-      if (this.#probeIdx >= this.#list.length) {
+      if (this.#probeIdx >= this.#n) {
         this.#shuffle();
         this.#probeIdx = 0;
       }
-      const s = this.#list[this.#probeIdx++] as NodeState;
+      const s = this.#entry(this.#list[this.#probeIdx++] as number);
       if (accept(s)) return s;
     }
     return undefined;
@@ -131,19 +400,28 @@ export class MemberTable {
   /** Up to k distinct random members passing the filter; O(k) expected (memberlist kRandomNodes). */
   randomMembers(k: number, accept: (s: NodeState) => boolean): NodeState[] {
     const out: NodeState[] = [];
-    const n = this.#list.length;
+    const n = this.#n;
     if (n === 0 || k <= 0) return out;
+    const ids: number[] = [];
+    const l = this.#list;
     for (let i = 0; i < 3 * n && out.length < k; i++) {
-      const s = this.#list[Math.floor(this.#rand() * n)] as NodeState;
-      if (!accept(s) || out.includes(s)) continue;
+      const id = l[Math.floor(this.#rand() * n)] as number;
+      if (ids.includes(id)) continue;
+      const s = this.#entry(id);
+      if (!accept(s)) continue;
+      ids.push(id);
       out.push(s);
       // Bounded tries: for small n fall through to an exhaustive scan below.
       if (i > 8 * k + 32) break;
     }
     if (out.length < k && n <= 256) {
-      for (const s of this.#list) {
-        if (out.length >= k) break;
-        if (accept(s) && !out.includes(s)) out.push(s);
+      for (let i = 0; i < n && out.length < k; i++) {
+        const id = l[i] as number;
+        if (ids.includes(id)) continue;
+        const s = this.#entry(id);
+        if (!accept(s)) continue;
+        ids.push(id);
+        out.push(s);
       }
     }
     return out;
@@ -151,11 +429,10 @@ export class MemberTable {
 
   #shuffle(): void {
     const l = this.#list;
-    for (let i = l.length - 1; i > 0; i--) {
+    for (let i = this.#n - 1; i > 0; i--) {
       const j = Math.floor(this.#rand() * (i + 1));
-      const a = l[i] as NodeState;
-      const b = l[j] as NodeState;
-      l[i] = b;
+      const a = l[i] as number;
+      l[i] = l[j] as number;
       l[j] = a;
     }
   }
