@@ -14,14 +14,20 @@
  * A vote/pre-vote must come from the candidate it names, a heartbeat from the master it names,
  * and every request from a voter or a member of this pool.
  *
- * Public interface: Failover, FailoverOptions.
- * Depends on: ./election.ts, ./messages.ts, ./clock.ts, ./types.ts.
+ * Backend per service (ResolvedService.backend): builtin (election.ts, FailoverService) or etcd
+ * (etcd-election.ts, EtcdFailoverService, one EtcdConnection shared by the services with the same
+ * etcd settings, closed by stop()). Both have the same ServiceElection surface.
+ *
+ * Public interface: Failover, FailoverOptions, ServiceElection.
+ * Depends on: ./election.ts, ./etcd-election.ts, ./etcd-client.ts, ./messages.ts, ./clock.ts, ./types.ts.
  */
 import type { Logger } from 'pino';
 import type { ActionExecutor } from './actions.ts';
 import { realClock } from './clock.ts';
 import { FailoverService, type ClaimRecord, type ServiceStatus } from './election.ts';
-import { BadRequestError, parseRequest, type SwitchReply } from './messages.ts';
+import { EtcdConnection } from './etcd-client.ts';
+import { EtcdFailoverService } from './etcd-election.ts';
+import { BadRequestError, parseRequest, type AnyRequest, type SwitchReply } from './messages.ts';
 import type { Clock, FailoverEventSink, FailoverPersistence, HistorySink, PeerTransport, PoolView, ResolvedService } from './types.ts';
 
 export interface FailoverOptions {
@@ -41,10 +47,24 @@ export interface FailoverOptions {
   random?: () => number;
 }
 
+/** What the facade needs from one service's election, whatever the backend. */
+export interface ServiceElection {
+  readonly name: string;
+  start(): void;
+  stop(): Promise<void>;
+  handle(req: AnyRequest, from: string): Promise<unknown>;
+  isMasterNow(): boolean;
+  fencingToken(): number | null;
+  status(): ServiceStatus;
+  switchTo(target: string): Promise<SwitchReply>;
+  idle(): Promise<void>;
+}
+
 export class Failover {
   readonly node: string;
   readonly pool: string;
-  readonly #services = new Map<string, FailoverService>();
+  readonly #services = new Map<string, ServiceElection>();
+  readonly #etcd = new Map<string, EtcdConnection>();
   readonly #view: PoolView;
   readonly #voters = new Set<string>();
 
@@ -57,14 +77,28 @@ export class Failover {
     for (const svc of opts.services) {
       if (this.#services.has(svc.name)) throw new Error(`failover service ${svc.name} configured twice`);
       for (const v of svc.voters) this.#voters.add(v);
-      this.#services.set(svc.name, new FailoverService({
+      const common = {
         pool: opts.pool, node: opts.node, service: svc, transport: opts.transport, view: opts.view, clock,
         persistence: opts.persistence, logger: opts.logger.child({ component: 'failover', service: svc.name }),
         ...(opts.history ? { history: opts.history } : {}), ...(opts.bus ? { events: opts.bus } : {}),
         ...(opts.executor ? { executor: opts.executor } : {}), ...(opts.trace ? { trace: opts.trace } : {}),
         ...(opts.random ? { random: opts.random } : {}),
-      }));
+      };
+      const b = svc.backend;
+      if (b?.kind === 'etcd') {
+        const key = JSON.stringify([b.endpoints, b.tls, b.leaseTtlMs]);
+        let etcd = this.#etcd.get(key);
+        if (etcd === undefined) this.#etcd.set(key, (etcd = new EtcdConnection(b)));
+        this.#services.set(svc.name, new EtcdFailoverService({ ...common, etcd }));
+      } else {
+        this.#services.set(svc.name, new FailoverService(common));
+      }
     }
+  }
+
+  /** The backend of each service ('builtin' | 'etcd'). */
+  backends(): Record<string, 'builtin' | 'etcd'> {
+    return Object.fromEntries([...this.#services].map(([n, s]) => [n, s instanceof EtcdFailoverService ? 'etcd' : 'builtin']));
   }
 
   start(): void {
@@ -74,6 +108,7 @@ export class Failover {
   /** Stops every service; a master hands over first (see FailoverService.stop). */
   async stop(): Promise<void> {
     await Promise.all([...this.#services.values()].map((s) => s.stop()));
+    await Promise.all([...this.#etcd.values()].map((c) => c.close()));
   }
 
   /**
@@ -120,7 +155,7 @@ export class Failover {
     await Promise.all([...this.#services.values()].map((s) => s.idle()));
   }
 
-  #get(service: string): FailoverService {
+  #get(service: string): ServiceElection {
     const s = this.#services.get(service);
     if (s === undefined) throw new Error(`unknown failover service ${JSON.stringify(service)} (known: ${[...this.#services.keys()].join(', ') || 'none'})`);
     return s;

@@ -3,7 +3,11 @@
  *
  *   failover:
  *     services:
+ *     backend: builtin                        # default for the pool's services (default builtin)
+ *       # or: { etcd: { endpoints: [http://10.0.0.5:2379], prefix: /multiall/, lease_ttl: 3s,
+ *       #               tls: { ca: /etc/etcd/ca.pem, cert: /etc/etcd/client.pem, key: /etc/etcd/client.key } } }
  *       - name: vip
+ *         backend: ...                        # per service, overrides the section's
  *         priority: { web1: 150, web2: 100 }   # default 100; 0 = never master
  *         preempt: preempt | nopreempt | { after: 30s }   # default preempt
  *         voters: [web1, web2, web3]          # default: the pool's members
@@ -24,6 +28,10 @@
  * that need the whole picture (pool members, voter count, witness) on the aggregated section.
  * Syntax problems (bad duration, unknown %VAR%, unknown key) are reported by the schema at load.
  *
+ * With the etcd backend the election runs in etcd (etcd-election.ts): voters, witness, lease and
+ * heartbeat are refused there (they configure the builtin election), and two members without a
+ * witness are fine (etcd is the quorum).
+ *
  * Public interface: failoverSectionSchema, FailoverSection, resolveFailover, FailoverConfigError,
  * parseDurationMs, DEFAULTS.
  * Depends on: zod, ./vars.ts, ./types.ts.
@@ -34,7 +42,7 @@ import { durationSchema, parseDurationMs } from '../config/duration.ts';
 export { parseDurationMs };
 import { checkTemplate } from './vars.ts';
 import { TRANSITIONS } from './types.ts';
-import type { Action, PreemptPolicy, ResolvedService, Transition } from './types.ts';
+import type { Action, FailoverBackend, PreemptPolicy, ResolvedService, Transition } from './types.ts';
 import { DRIFT_MARGIN } from './lease.ts';
 
 export const DEFAULTS = {
@@ -43,6 +51,8 @@ export const DEFAULTS = {
   heartbeatMs: 1000,
   actionTimeoutMs: 10_000,
   retries: 2,
+  etcdPrefix: '/multiall/',
+  etcdLeaseTtlMs: 3000,
 } as const;
 
 const duration = durationSchema;
@@ -105,6 +115,56 @@ const preemptSchema = z.union([
   z.strictObject({ after: duration }),
 ], { error: 'expected preempt, nopreempt or { after: <duration> }' });
 
+const endpoint = z.string().superRefine((s, ctx) => {
+  const bad = (why: string): void => { ctx.addIssue({ code: 'custom', message: `expected an etcd endpoint like http://127.0.0.1:2379 or https://etcd1:2379, got ${JSON.stringify(s)}: ${why}` }); };
+  let u: URL;
+  try { u = new URL(s); } catch { bad('not a URL'); return; }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') bad(`scheme ${u.protocol.slice(0, -1)} (use http or https)`);
+  else if (u.port === '') bad('the port is missing');
+  else if (u.username !== '' || u.password !== '') bad('credentials in the URL are not supported');
+  else if ((u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '') bad('a path, query or fragment is not allowed');
+});
+
+const absolutePath = z.string().regex(/^\//, { error: (iss) => `expected an absolute path to a PEM file, got ${JSON.stringify(iss.input)}` });
+
+const etcdSchema = z.strictObject({
+  endpoints: z.array(endpoint).min(1, { error: 'expected at least one etcd endpoint' }),
+  prefix: z.string().regex(/^\/([A-Za-z0-9._-]+\/)*$/, {
+    error: (iss) => `expected a key prefix that starts and ends with / (segments of [A-Za-z0-9._-]) like /multiall/, got ${JSON.stringify(iss.input)}`,
+  }).optional(),
+  lease_ttl: duration.refine((d) => {
+    const ms = parseDurationMs(d) ?? 0;
+    return ms % 1000 === 0 && ms >= 2000 && ms <= 3_600_000;
+  }, { error: (iss) => `expected a whole number of seconds from 2s to 1h (etcd leases count in seconds), got ${JSON.stringify(iss.input)}` }).optional(),
+  tls: z.strictObject({ ca: absolutePath, cert: absolutePath.optional(), key: absolutePath.optional() }).optional(),
+}).superRefine((e, ctx) => {
+  const https = e.endpoints.filter((u) => u.startsWith('https:'));
+  if (https.length > 0 && https.length < e.endpoints.length) ctx.addIssue({ code: 'custom', path: ['endpoints'], message: 'mixes http:// and https:// endpoints: use one scheme for all' });
+  if (e.tls !== undefined && https.length === 0) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'tls is set but the endpoints are http://: use https:// endpoints' });
+  if (e.tls !== undefined && (e.tls.cert === undefined) !== (e.tls.key === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['tls'], message: 'cert and key go together: give both (client certificate) or neither' });
+  }
+});
+
+/** `builtin` or `{ etcd: {...} }`, with precise errors for either form. */
+const backendSchema = z.unknown().transform((v, ctx) => {
+  const fail = (message: string): never => { ctx.addIssue({ code: 'custom', message }); return z.NEVER as never; };
+  if (v === 'builtin') return v;
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !('etcd' in v)) {
+    return fail(`expected builtin or { etcd: { endpoints: [http://host:2379], prefix, lease_ttl, tls } }, got ${JSON.stringify(v)}`);
+  }
+  const extra = Object.keys(v).filter((k) => k !== 'etcd');
+  if (extra.length > 0) return fail(`unknown key(s) ${extra.map((k) => JSON.stringify(k)).join(', ')} next to etcd`);
+  const r = etcdSchema.safeParse((v as { etcd: unknown }).etcd);
+  if (!r.success) {
+    for (const i of r.error.issues) ctx.addIssue({ code: 'custom', path: ['etcd', ...i.path.map((k) => (typeof k === 'symbol' ? String(k) : k))], message: i.message });
+    return z.NEVER;
+  }
+  return v as { etcd: z.infer<typeof etcdSchema> };
+});
+
+type BackendSection = 'builtin' | { etcd: z.infer<typeof etcdSchema> };
+
 export const serviceSchema = z.strictObject({
   name: z.string().regex(/^[a-z][a-z0-9_-]*$/, { error: 'expected a service name: lowercase letters, digits, - and _' }),
   priority: z.record(nodeName, z.number().int().min(0).max(255)).optional(),
@@ -114,10 +174,13 @@ export const serviceSchema = z.strictObject({
   lease: duration.optional(),
   heartbeat: duration.optional(),
   actions: actionsSchema.optional(),
+  backend: backendSchema.optional(),
 });
 
 /** The `failover` component section (register with registerComponentSchema('failover', …)). */
 export const failoverSectionSchema = z.strictObject({
+  /** Default backend of this section's services. */
+  backend: backendSchema.optional(),
   services: z.array(serviceSchema).optional(),
 });
 
@@ -149,27 +212,47 @@ export function resolveFailover(section: unknown, members: readonly string[]): R
     const where = `failover.services[${i}] (${s.name})`;
     if (seen.has(s.name)) problems.push(`${where}: duplicate service name`);
     seen.add(s.name);
-    const r = resolveService(s, members, (p) => problems.push(`${where}: ${p}`));
+    const r = resolveService(s, members, (p) => problems.push(`${where}: ${p}`), (s.backend ?? parsed.data.backend) as BackendSection | undefined);
     if (r) out.push(r);
   }
   if (problems.length > 0) throw new FailoverConfigError(problems);
   return out;
 }
 
-function resolveService(s: ServiceSection, members: readonly string[], problem: (p: string) => void): ResolvedService | undefined {
+function resolveBackend(b: BackendSection | undefined): FailoverBackend {
+  if (b === undefined || b === 'builtin') return { kind: 'builtin' };
+  const e = b.etcd;
+  return {
+    kind: 'etcd',
+    endpoints: [...e.endpoints],
+    prefix: e.prefix ?? DEFAULTS.etcdPrefix,
+    leaseTtlMs: parseDurationMs(e.lease_ttl ?? '') ?? DEFAULTS.etcdLeaseTtlMs,
+    tls: e.tls === undefined ? null : { ca: e.tls.ca, cert: e.tls.cert ?? null, key: e.tls.key ?? null },
+  };
+}
+
+function resolveService(s: ServiceSection, members: readonly string[], problem: (p: string) => void, backendSection: BackendSection | undefined): ResolvedService | undefined {
   let problems = 0;
   const report = (p: string): void => { problems++; problem(p); };
   const memberSet = new Set(members);
-  const leaseMs = parseDurationMs(s.lease ?? '') ?? DEFAULTS.leaseMs;
-  const heartbeatMs = parseDurationMs(s.heartbeat ?? '') ?? DEFAULTS.heartbeatMs;
+  const backend = resolveBackend(backendSection);
+  const etcd = backend.kind === 'etcd';
+  if (etcd) {
+    // These configure the builtin quorum election; silently ignoring them would mislead.
+    for (const k of ['voters', 'witness', 'lease', 'heartbeat'] as const) {
+      if (s[k] !== undefined) report(`${k} configures the builtin election; with backend etcd the election runs in etcd (set backend.etcd.lease_ttl instead of lease/heartbeat, or remove ${k})`);
+    }
+  }
+  const leaseMs = etcd ? backend.leaseTtlMs : parseDurationMs(s.lease ?? '') ?? DEFAULTS.leaseMs;
+  const heartbeatMs = etcd ? Math.floor(backend.leaseTtlMs / 3) : parseDurationMs(s.heartbeat ?? '') ?? DEFAULTS.heartbeatMs;
   // A master must be able to miss one heartbeat round and still renew before its lease runs out.
-  if (2 * heartbeatMs >= leaseMs * (1 - DRIFT_MARGIN)) {
+  if (!etcd && 2 * heartbeatMs >= leaseMs * (1 - DRIFT_MARGIN)) {
     report(`lease (${leaseMs}ms) must be longer than 2 × heartbeat (${heartbeatMs}ms) / ${1 - DRIFT_MARGIN} so that one lost heartbeat does not cost the master its lease`);
   }
   for (const n of Object.keys(s.priority ?? {})) {
     if (!memberSet.has(n)) report(`priority names ${n}, which is not a member of the pool (members: ${members.join(', ')})`);
   }
-  const base = s.voters ?? [...members];
+  const base = etcd ? [] : s.voters ?? [...members];
   for (const v of base) if (!memberSet.has(v)) report(`voter ${v} is not a member of the pool (members: ${members.join(', ')})`);
   if (new Set(base).size !== base.length) report('voters lists a node twice');
   const witness = s.witness ?? null;
@@ -178,7 +261,7 @@ function resolveService(s: ServiceSection, members: readonly string[], problem: 
     if (base.includes(witness)) report(`witness ${witness} is also listed in voters`);
   }
   const voters = witness === null ? [...base] : [...base, witness];
-  if (base.length === 2 && witness === null) {
+  if (!etcd && base.length === 2 && witness === null) {
     report(`the service has 2 voters (${base.join(', ')}): with 2 voters a majority needs both, so one failure stops failover. Add a witness: <node outside the pool> as third voter`);
   }
   let preempt: PreemptPolicy = { mode: 'preempt' };
@@ -214,5 +297,6 @@ function resolveService(s: ServiceSection, members: readonly string[], problem: 
     leaseMs,
     heartbeatMs,
     actions,
+    backend,
   };
 }

@@ -3,7 +3,8 @@
  * resolved (defaults applied, cross-checked) shape of one service's settings.
  *
  * Public interface: PeerTransport, PoolView, PoolMember, Clock, TimerHandle, FailoverPersistence,
- * PersistedServiceState, HistorySink, FailoverEventSink, ResolvedService, Action, Transition, Role.
+ * PersistedServiceState, HistorySink, FailoverEventSink, ResolvedService, FailoverBackend,
+ * EtcdBackendSettings, Action, Transition, Role.
  * Depends on: nothing (types only).
  */
 
@@ -92,6 +93,25 @@ export type Action = CommandAction | FloatingIpAction;
 
 export type PreemptPolicy = { mode: 'preempt' } | { mode: 'nopreempt' } | { mode: 'after'; afterMs: number };
 
+/**
+ * The etcd election backend (etcd-election.ts): the master holds the key
+ * `<prefix><pool>/<service>/master`, bound to an etcd lease of `leaseTtlMs`.
+ */
+export interface EtcdBackendSettings {
+  kind: 'etcd';
+  /** http(s)://host:port of the etcd members. */
+  endpoints: string[];
+  /** Key prefix, starting and ending with '/'. */
+  prefix: string;
+  /** Lease TTL (ms, a whole number of seconds: etcd leases count in seconds). */
+  leaseTtlMs: number;
+  /** Absolute paths of PEM files: CA of the etcd servers, and an optional client certificate. */
+  tls: { ca: string; cert: string | null; key: string | null } | null;
+}
+
+/** Where the election runs: built in (quorum + leases over the agents' RPC) or in etcd. */
+export type FailoverBackend = { kind: 'builtin' } | EtcdBackendSettings;
+
 export interface ResolvedService {
   name: string;
   /** Priority per node; nodes not listed get defaultPriority. 0 = never master. */
@@ -104,6 +124,11 @@ export interface ResolvedService {
   leaseMs: number;
   heartbeatMs: number;
   actions: Record<Transition, Action[]>;
+  /**
+   * Election backend; absent = builtin. With etcd, voters is empty, witness null, leaseMs the
+   * etcd lease TTL and heartbeatMs the keepalive interval (TTL/3).
+   */
+  backend?: FailoverBackend;
 }
 
 /** Payloads of the events the component publishes (to be added to src/events/bus.ts EventMap). */
