@@ -28,9 +28,12 @@ export interface EtcdKv {
   lease: string;
 }
 
+/**
+ * Watch events. `changes` carries every change of one watch response in order: the changes of
+ * one transaction (same revision) arrive together, so a reader never sees half a transaction.
+ */
 export type EtcdEvent =
-  | { type: 'put'; kv: EtcdKv; revision: number }
-  | { type: 'delete'; key: string; revision: number }
+  | { type: 'changes'; changes: { key: string; kv: EtcdKv | null; revision: number }[] }
   | { type: 'connected' }
   | { type: 'disconnected'; error: string };
 
@@ -178,8 +181,14 @@ export class EtcdConnection {
   async watchPrefix(prefix: string, onEvent: (e: EtcdEvent) => void): Promise<Watcher> {
     const c = await this.client();
     const w = await c.watch().prefix(prefix).create();
-    w.on('put', (kv) => onEvent({ type: 'put', kv: toKv(kv), revision: Number(kv.mod_revision) }));
-    w.on('delete', (kv) => onEvent({ type: 'delete', key: kv.key.toString('utf8'), revision: Number(kv.mod_revision) }));
+    w.on('data', (res) => {
+      const changes = (res.events ?? []).map((ev) => ({
+        key: ev.kv.key.toString('utf8'),
+        kv: ev.type === 'Put' ? toKv(ev.kv) : null,
+        revision: Number(ev.kv.mod_revision),
+      }));
+      if (changes.length > 0) onEvent({ type: 'changes', changes });
+    });
     w.on('connected', () => onEvent({ type: 'connected' }));
     w.on('disconnected', (err) => onEvent({ type: 'disconnected', error: err.message }));
     w.on('error', (err) => onEvent({ type: 'disconnected', error: err.message }));

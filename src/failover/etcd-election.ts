@@ -236,11 +236,16 @@ export class EtcdFailoverService {
       if (e.type === 'disconnected') this.#o.logger.debug({ service: this.#svc.name, error: e.error }, 'failover etcd: watch disconnected');
       return;
     }
-    if (e.revision < this.#stateRev) return;
-    const key = e.type === 'put' ? e.kv.key : e.key;
-    const kv = e.type === 'put' ? e.kv : null;
-    if (key === this.#keys.master) this.#apply(e.revision, kv, this.#handoverKv);
-    else if (key === this.#keys.handover) this.#apply(e.revision, this.#masterKv, kv);
+    let master = this.#masterKv;
+    let handover = this.#handoverKv;
+    let revision = -1;
+    for (const c of e.changes) {
+      if (c.revision < this.#stateRev) continue;
+      revision = Math.max(revision, c.revision);
+      if (c.key === this.#keys.master) master = c.kv;
+      else if (c.key === this.#keys.handover) handover = c.kv;
+    }
+    if (revision >= 0) this.#apply(revision, master, handover);
   }
 
   /** Reads both keys (when the watch is down this is how the state is learned). */

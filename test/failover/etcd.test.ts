@@ -305,6 +305,7 @@ test('preempt: a higher-priority member that becomes eligible gets the role by h
     const i = t.actions.log.indexOf('down b new=a');
     assert.ok(i >= 0 && i < t.actions.log.findIndex((l) => l.startsWith('up a ')), t.actions.log.join('\n'));
     // switchTo from a standby is forwarded to the master.
+    await until('c knows the master', () => t.fo.get('c')!.status()[0]!.master === 'a');
     const r = await t.fo.get('c')!.switchTo('vip', 'b');
     assert.equal(r.ok, true, r.detail);
     await until('b master again', () => t.masters().join() === 'b');
