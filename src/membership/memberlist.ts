@@ -467,8 +467,10 @@ export class Memberlist {
   #coordNode(m: CoordMsg, rebroadcast = true): void {
     if (!this.#coords) return;
     if (m.node === this.name) {
-      // An older life of ours published further: continue numbering past it.
-      if (m.seq >= this.#coordSeq) {
+      // An older life of ours published further: continue numbering past it. Our own current
+      // coordinate echoed back by peers (seq equal) must not trigger a new publish, or every echo
+      // restarts the cycle and coordinates flood the gossip.
+      if (m.seq > this.#coordSeq) {
         this.#coordSeq = m.seq;
         this.#coordPublishedAt = -Infinity;
         this.#coordPublished = null;
@@ -811,7 +813,10 @@ export class Memberlist {
       case 'alive': return this.#aliveNode(m, false);
       case 'suspect': return this.#suspectNode(m);
       case 'dead': return this.#deadNode(m);
-      case 'coord': return this.#coordNode(m);
+      // Only the owner gossips its coordinate (to a few random members, transmit-limited);
+      // receivers keep it without re-gossiping: push/pull carries coordinates to everyone else.
+      // Re-gossiping every member's coordinate cost 5-20x the bytes of membership itself.
+      case 'coord': return this.#coordNode(m, false);
       default:
         this.#s.decodeErrors++; // push/pull and err only travel over streams
     }
