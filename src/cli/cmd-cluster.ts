@@ -197,6 +197,7 @@ export function registerClusterCommands(program: Command): void {
 
 interface TreeStatusRow {
   tree: string; pool: string; root: string; paused: string | null; entries: number; conflicts: number;
+  files: { pulled: number; copiedLocally: number; deleted: number; metadataOnly: number };
   peers: { peer: string; state: string; behind: number; lastError: string | null }[];
 }
 
@@ -206,9 +207,16 @@ export function registerFilesCommands(program: Command): void {
     .command('status')
     .argument('[tree]', 'only this tree')
     .option('--json', 'print JSON')
+    .option('--watch', 'show a progress bar per tree until every peer is in sync (initial syncs, resyncs)')
     .description('per tree and peer: in sync, behind by N files, conflicts, paused')
-    .action(async (tree: string | undefined, o: { json?: boolean }) => {
-      const rows = (await apiRequest(await resolveTarget(program), 'GET', `/v1/files${tree ? `?tree=${encodeURIComponent(tree)}` : ''}`)) as TreeStatusRow[];
+    .action(async (tree: string | undefined, o: { json?: boolean; watch?: boolean }) => {
+      const target = await resolveTarget(program);
+      const path = `/v1/files${tree ? `?tree=${encodeURIComponent(tree)}` : ''}`;
+      if (o.watch) {
+        await watchProgress(async () => (await apiRequest(target, 'GET', path)) as TreeStatusRow[]);
+        return;
+      }
+      const rows = (await apiRequest(target, 'GET', path)) as TreeStatusRow[];
       if (o.json) {
         out(JSON.stringify(rows, null, 2));
         return;
@@ -235,4 +243,28 @@ export function registerFilesCommands(program: Command): void {
       await apiRequest(await resolveTarget(program), 'POST', '/v1/files/resync', { tree }, 600_000);
       out(`resync of ${tree} done`);
     });
+}
+
+/** Redraws one progress line per tree (files applied vs still behind) until all peers are in sync. */
+async function watchProgress(poll: () => Promise<TreeStatusRow[]>): Promise<void> {
+  const tty = process.stdout.isTTY === true;
+  let drawn = 0;
+  for (;;) {
+    const rows = await poll();
+    const lines = rows.map((t) => {
+      const done = t.files.pulled + t.files.copiedLocally + t.files.deleted + t.files.metadataOnly;
+      const behind = t.peers.reduce((n, p) => n + p.behind, 0);
+      const total = done + behind;
+      const frac = total === 0 ? 1 : done / total;
+      const width = 30;
+      const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
+      const state = t.paused ? `PAUSED: ${t.paused}` : t.peers.every((p) => p.state === 'in-sync') ? 'in sync' : `${behind} behind`;
+      return `${t.tree.padEnd(16)} [${bar}] ${String(Math.round(frac * 100)).padStart(3)}%  ${done}/${total} files  ${state}`;
+    });
+    if (tty && drawn > 0) process.stdout.write(`\x1b[${drawn}A`);
+    process.stdout.write(lines.map((l) => `${l}\x1b[K`).join('\n') + '\n');
+    drawn = lines.length;
+    if (rows.every((t) => t.paused !== null || t.peers.every((p) => p.state === 'in-sync'))) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }

@@ -51,6 +51,11 @@ test('a file created on one member appears on every member; excluded files stay 
   const rows = JSON.parse(st.stdout) as { tree: string; peers: { peer: string }[] }[];
   assert.equal(rows[0]?.tree, 'site');
   assert.deepEqual(rows[0]?.peers.map((p) => p.peer).sort(), ['s1', 's3']);
+  // The progress view ends by itself once every peer is in sync.
+  await waitFor(async () => {
+    const w = await c.cli('s2', ['files', 'status', '--watch']);
+    return w.code === 0 && /site\s+\[#+\]\s+100%.*in sync/.test(w.stdout);
+  }, 'files status --watch reports in sync');
 });
 
 test('a member stopped during changes catches up, and a delete made meanwhile stays deleted', async () => {
