@@ -20,11 +20,18 @@ export async function lstatOrNull(abs: string): Promise<BigIntStats | null> {
   }
 }
 
-/** Does the disk still hold what the index says (nothing changed since the last scan)? */
-export async function diskMatches(abs: string, rec: IndexRecord | undefined): Promise<boolean> {
+/**
+ * Does the disk still hold what the index says (nothing changed since the last scan)? With
+ * `meta`, permission bits and/or owner must match too (a chmod changes neither size nor mtime).
+ */
+export async function diskMatches(abs: string, rec: IndexRecord | undefined, meta?: { mode: boolean; owner: boolean }): Promise<boolean> {
   const st = await lstatOrNull(abs);
   if (st === null) return rec === undefined || rec.deleted;
   if (rec === undefined || rec.deleted) return false;
+  if (meta !== undefined && !st.isSymbolicLink()) {
+    if (meta.mode && Number(st.mode & 0o7777n) !== rec.mode) return false;
+    if (meta.owner && (Number(st.uid) !== rec.uid || Number(st.gid) !== rec.gid)) return false;
+  }
   if (st.isDirectory()) return rec.type === 'dir';
   if (st.isSymbolicLink()) return rec.type === 'symlink' && (await readlink(abs).catch(() => null)) === rec.target;
   if (st.isFile()) return rec.type === 'file' && Number(st.size) === rec.size && st.mtimeNs === rec.stMtimeNs && st.ino === rec.ino;

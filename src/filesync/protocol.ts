@@ -7,11 +7,15 @@
  *   files.summary  req {tree, summary: bin(4096)}                     res {summary: bin(4096), entries}
  *   files.entries  req {tree, buckets: uint[], after?: [bucket, path]} res {entries: Wire[], next?: [bucket, path]}
  *   files.notify   req {tree, entries: Wire[]}                         res {accepted}
- *   files.pull     stream open {tree, path, hash: bin(32), sigBytes}; client → signature chunks, end;
- *                  server → encoded DeltaOps (delta/wire.ts), end
+ *   files.fetch    stream open {tree, files: [[path, hash: bin(32), sigBytes], …] (1..MAX_FETCH_FILES)};
+ *                  client → for each file with sigBytes > 0, in order, its signature in chunks of
+ *                  ≤ SIG_CHUNK_BYTES (a chunk never spans two files), then end;
+ *                  server → for each file, in order: its encoded DeltaOps (delta/wire.ts) up to
+ *                  and including END, or a miss [3, reason] (not available, or failed midway)
  *   Wire entry: [path, type 0|1|2 (file|dir|symlink), deleted, version, modifiedBy, mtimeSec,
  *                mtimeNsec, mode, uid, gid, size, hash: bin(32)|null, target|null]
  */
+import { Packr, Unpackr } from 'msgpackr';
 import { FileSyncError } from './errors.ts';
 import { MAX_FILE_SIZE, MAX_SIGNATURE_BYTES } from './delta/index.ts';
 import type { EntryType } from './index/entry.ts';
@@ -25,6 +29,13 @@ import { TREE_NAME } from './schema.ts';
 export const MAX_ENTRIES_PER_MESSAGE = 2048;
 /** Signature upload chunk size (below the RPC frame limit). */
 export const SIG_CHUNK_BYTES = 1 << 20;
+/** Files per files.fetch stream. */
+export const MAX_FETCH_FILES = 256;
+/** Longest reason text in a miss. */
+export const MAX_MISS_REASON = 512;
+
+const missPackr = new Packr({ useRecords: false });
+const missUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
 
 const TYPES: readonly EntryType[] = ['file', 'dir', 'symlink'];
 
@@ -147,13 +158,40 @@ export function decodeNotifyReq(v: unknown): NotifyReq {
   return { tree: treeName(field(v, 'tree')), entries: entries(field(v, 'entries')) };
 }
 
-export interface PullReq { tree: string; path: string; hash: string; sigBytes: number }
-export function decodePullReq(v: unknown): PullReq {
-  if (!isObj(v)) wire('pull request must be a map');
-  return {
-    tree: treeName(field(v, 'tree')),
-    path: validatePeerPath(field(v, 'path')),
-    hash: Buffer.from(bin(field(v, 'hash'), 32, 'hash')).toString('hex'),
-    sigBytes: uint(field(v, 'sigBytes'), MAX_SIGNATURE_BYTES, 'sigBytes'),
-  };
+export interface FetchFile { path: string; hash: string; sigBytes: number }
+export interface FetchReq { tree: string; files: FetchFile[] }
+export function decodeFetchReq(v: unknown): FetchReq {
+  if (!isObj(v)) wire('fetch request must be a map');
+  const tree = treeName(field(v, 'tree'));
+  const f = field(v, 'files');
+  if (!Array.isArray(f) || f.length === 0 || f.length > MAX_FETCH_FILES) wire(`files must be 1..${MAX_FETCH_FILES} [path, hash, sigBytes] entries`);
+  const files = f.map((x: unknown): FetchFile => {
+    if (!Array.isArray(x) || x.length !== 3) wire('a fetch file must be [path, hash, sigBytes]');
+    return {
+      path: validatePeerPath(x[0]),
+      hash: Buffer.from(bin(x[1], 32, 'hash')).toString('hex'),
+      sigBytes: uint(x[2], MAX_SIGNATURE_BYTES, 'sigBytes'),
+    };
+  });
+  return { tree, files };
+}
+
+/** Server → client in a files.fetch stream instead of (or in the middle of) a file's ops. */
+export function encodeMiss(reason: string): Uint8Array {
+  return missPackr.pack([3, reason.slice(0, MAX_MISS_REASON)]);
+}
+
+/** The reason if `chunk` is a miss, else undefined (then it must be a DeltaOp). */
+export function decodeMiss(chunk: Uint8Array): string | undefined {
+  // Our encoder writes a fixarray of 2 starting with 3; DeltaOps start with kind 0..2.
+  if (chunk.length < 2 || chunk[0] !== 0x92 || chunk[1] !== 0x03) return undefined;
+  if (chunk.length > MAX_MISS_REASON * 4 + 16) wire('miss: too long');
+  let v: unknown;
+  try {
+    v = missUnpackr.unpack(chunk);
+  } catch {
+    return wire('miss: invalid msgpack');
+  }
+  if (!Array.isArray(v) || v.length !== 2 || typeof v[1] !== 'string' || v[1].length > MAX_MISS_REASON) wire('miss must be [3, reason]');
+  return v[1] as string;
 }

@@ -43,15 +43,18 @@ export function validatePeerPath(p: unknown): string {
  * component below root is a real directory. Missing parents are fine (they will be created by
  * mkdir, which then cannot follow links we did not see). The target itself is not checked: it
  * is replaced by rename/unlink, which act on the link, not its target.
+ * With `checked` (one batch of applies), a directory verified once is not lstat'ed again.
  * Residual risk: a local process swapping a parent for a symlink between this check and the
  * write (Node has no openat/O_NOFOLLOW-per-component); peers alone cannot do it.
  */
-export async function resolveInTree(root: string, rel: string): Promise<string> {
+export async function resolveInTree(root: string, rel: string, checked?: Set<string>): Promise<string> {
   validatePeerPath(rel);
   const segs = rel.split('/');
   let cur = root;
   for (let i = 0; i < segs.length - 1; i++) {
     cur = join(cur, segs[i]!);
+    // `checked`: directories already found to be real directories during the same batch.
+    if (checked?.has(cur) === true) continue;
     let st;
     try {
       st = await lstat(cur);
@@ -61,6 +64,7 @@ export async function resolveInTree(root: string, rel: string): Promise<string> 
     }
     if (st.isSymbolicLink()) throw new FileSyncError('E_SYMLINK_PARENT', `${segs.slice(0, i + 1).join('/')} is a symlink: refusing to write ${rel} through it`);
     if (!st.isDirectory()) throw new FileSyncError('E_SYMLINK_PARENT', `${segs.slice(0, i + 1).join('/')} is not a directory (parent of ${rel})`);
+    checked?.add(cur);
   }
   return join(root, rel);
 }

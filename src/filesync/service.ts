@@ -14,7 +14,7 @@ import type { RpcStream } from '../rpc/connection.ts';
 import { RpcError } from '../rpc/errors.ts';
 import { FileSyncError } from './errors.ts';
 import type { ConflictRow } from './indexstore.ts';
-import { decodeEntriesReq, decodeNotifyReq, decodePullReq, decodeSummaryReq } from './protocol.ts';
+import { decodeEntriesReq, decodeNotifyReq, decodeFetchReq, decodeSummaryReq } from './protocol.ts';
 import { TreeSync } from './treesync.ts';
 import type { TreeHost, TreeStatus } from './treesync.ts';
 import type { TreeConfig } from './types.ts';
@@ -58,9 +58,13 @@ export class FileSyncService {
       const req = decoded(() => decodeNotifyReq(body));
       return Promise.resolve({ accepted: this.#tree(req.tree, ctx).handleNotify(ctx.peer, req.entries) });
     });
-    host.rpc.handleStream('files.pull', async (ctx: StreamContext, stream: RpcStream) => {
-      const req = decoded(() => decodePullReq(ctx.body));
-      await this.#tree(req.tree, ctx).handlePull(req, stream);
+    host.rpc.handleStream('files.fetch', async (ctx: StreamContext, stream: RpcStream) => {
+      const req = decoded(() => decodeFetchReq(ctx.body));
+      const tree = this.#tree(req.tree, ctx);
+      // Malformed signatures in the stream are the caller's fault, like a malformed body.
+      await tree.handleFetch(req, stream).catch((e: unknown) => {
+        throw e instanceof FileSyncError && e.code === 'E_WIRE' ? new RpcError('bad_request', e.message) : e;
+      });
     });
   }
 

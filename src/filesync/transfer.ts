@@ -1,26 +1,36 @@
 /**
- * Content transfer of one file version over a `files.pull` RPC stream.
- * - fetchContent (receiver): sends the signature of its basis (if any) in ≤1 MiB chunks, then
- *   feeds the sender's DeltaOps into the existing atomic patch(). The END op must carry the
- *   SHA-256 the receiver asked for, otherwise patch() is aborted before its rename: a file that
- *   changed on the sender mid-transfer never becomes visible, nor does any partial file.
- * - sendContent (sender): delta(sig, file) against the receiver's signature, or the whole file
- *   as LITERAL chunks + END when the receiver has no basis; optionally throttled.
+ * Content transfer of file versions over `files.fetch` RPC streams (protocol.ts): one stream
+ * carries a batch of files back-to-back, so many small files cost one round trip, not one each.
+ * - fetchBatch (receiver): computes the signatures of its delta bases, opens the stream with the
+ *   list, uploads the signatures, and feeds each file's DeltaOps into the atomic patch(). A file's
+ *   END op must carry the SHA-256 the receiver asked for (else E_STALE), and patch() checks the
+ *   rebuilt bytes against it before its rename: a file that changed on the sender mid-transfer
+ *   never becomes visible, nor does any partial file. Each file succeeds or fails on its own;
+ *   the fsync + rename of one file overlaps with receiving the next.
+ * - serveFetch (sender): for each requested file, delta(sig, file) against the receiver's
+ *   signature, or the whole file as LITERAL chunks + END when it sent none; a miss when the
+ *   file is not available (or failed midway); optionally throttled.
  * An interrupted transfer restarts from scratch (patch() removes its temp file); with a basis
  * the restart costs only the delta again.
  * Depends on: delta/ (signature, delta, patch, wire codecs), rpc RpcStream, protocol.ts.
  */
 import { createHash } from 'node:crypto';
+import { constants, type BigIntStats } from 'node:fs';
 import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { RpcStream } from '../rpc/connection.ts';
 import { FileSyncError } from './errors.ts';
-import { decodeDeltaOp, delta, encodeDeltaOp, encodeSignature, decodeSignature, MAX_LITERAL, MAX_SIGNATURE_BYTES, patch, signature } from './delta/index.ts';
-import type { DeltaOp, Signature } from './delta/index.ts';
-import { SIG_CHUNK_BYTES } from './protocol.ts';
+import { decodeDeltaOp, delta, encodeDeltaOp, encodeSignature, decodeSignature, MAX_LITERAL, MAX_STRONG_LEN, patch, signature } from './delta/index.ts';
+import type { DeltaOp, PatchOptions, PatchResult, Signature } from './delta/index.ts';
+import { SIG_CHUNK_BYTES, decodeMiss, encodeMiss } from './protocol.ts';
+import type { FetchFile } from './protocol.ts';
 import type { Throttle } from './throttle.ts';
 
 /** Signature of "no basis": zero blocks, so only LITERAL ops are acceptable. */
 export const EMPTY_SIGNATURE: Signature = { blockSize: 512, fileSize: 0, strongLen: 16, weak: new Uint32Array(0), strong: new Uint8Array(0) };
+
+/** Below this basis size the whole file is requested: a signature would save next to nothing. */
+export const MIN_DELTA_BASIS = 2048;
 
 export interface TransferCounters {
   /** Bytes of encoded ops received (or sent). */
@@ -29,107 +39,341 @@ export interface TransferCounters {
   sigBytes: number;
 }
 
-/** Whole file as literal ops + END (no rolling: nothing to match against). */
-export async function* wholeFileOps(path: string): AsyncGenerator<DeltaOp> {
-  const fh = await open(path, 'r');
+const READ_BUF = 1 << 20;
+
+/**
+ * Whole file as literal ops + END (no rolling: nothing to match against). Reads up to 1 MiB per
+ * read() and stops at `size` (from fstat): a file that changed meanwhile gets a different SHA-256
+ * in END, which the receiver rejects.
+ */
+export async function* wholeFileOps(fh: FileHandle, size: number): AsyncGenerator<DeltaOp> {
+  const sha = createHash('sha256');
+  let total = 0;
+  while (total < size) {
+    const buf = Buffer.allocUnsafe(Math.min(READ_BUF, size - total));
+    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) break; // shrank
+    const data = buf.subarray(0, bytesRead);
+    sha.update(data);
+    total += bytesRead;
+    for (let off = 0; off < bytesRead; off += MAX_LITERAL) yield { type: 'literal', data: data.subarray(off, Math.min(bytesRead, off + MAX_LITERAL)) };
+  }
+  yield { type: 'end', size: total, sha256: new Uint8Array(sha.digest()) };
+}
+
+/** A file the sender may serve: open (no symlink followed) and matching the index. */
+export type OpenServable = (f: FetchFile) => Promise<{ fh: FileHandle; size: number } | null>;
+
+/** Opens `abs` for reading without following a symlink; null unless it is a regular file accepted by `ok`. */
+export async function openRegular(abs: string, ok: (st: BigIntStats) => boolean): Promise<{ fh: FileHandle; size: number } | null> {
+  let fh: FileHandle;
   try {
-    const sha = createHash('sha256');
-    let size = 0;
-    for (;;) {
-      const buf = new Uint8Array(MAX_LITERAL);
-      let got = 0;
-      while (got < buf.length) {
-        const { bytesRead } = await fh.read(buf, got, buf.length - got, null);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      if (got === 0) break;
-      const data = buf.subarray(0, got);
-      sha.update(data);
-      size += got;
-      yield { type: 'literal', data };
-      if (got < buf.length) break;
-    }
-    yield { type: 'end', size, sha256: new Uint8Array(sha.digest()) };
-  } finally {
-    await fh.close();
+    fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch {
+    return null;
   }
+  try {
+    const st = await fh.stat({ bigint: true });
+    if (st.isFile() && ok(st)) return { fh, size: Number(st.size) };
+  } catch {
+    // fall through
+  }
+  await fh.close().catch(() => undefined);
+  return null;
 }
 
-/** Sender side: reads the receiver's signature chunks, then streams ops. */
-export async function sendContent(stream: RpcStream, file: string, sigBytes: number, throttle: Throttle | undefined, counters: TransferCounters): Promise<void> {
-  let sig: Signature | null = null;
-  const chunks: Uint8Array[] = [];
+/** Files opened (and, when small, read) ahead of the one being sent. */
+const PREFETCH = 8;
+/** Files up to this size are read whole by the prefetch. */
+const PREFETCH_READ = 256 * 1024;
+
+type Prepared = { fh: FileHandle; size: number; data?: Buffer } | null;
+
+async function prepare(openFile: OpenServable, f: FetchFile): Promise<Prepared> {
+  const file = await openFile(f);
+  if (file === null || f.sigBytes > 0 || file.size > PREFETCH_READ) return file;
+  const data = Buffer.allocUnsafe(file.size);
   let got = 0;
-  for await (const c of stream) {
-    if (!(c instanceof Uint8Array)) throw new FileSyncError('E_WIRE', 'signature chunk must be binary');
-    got += c.length;
-    if (got > sigBytes || got > MAX_SIGNATURE_BYTES) throw new FileSyncError('E_WIRE', `signature longer than the announced ${sigBytes} bytes`);
-    chunks.push(c);
-  }
-  if (got !== sigBytes) throw new FileSyncError('E_WIRE', `signature of ${got} bytes, announced ${sigBytes}`);
-  counters.sigBytes += got;
-  if (sigBytes > 0) sig = decodeSignature(Buffer.concat(chunks));
-  const ops = sig === null ? wholeFileOps(file) : delta(sig, file);
-  for await (const op of ops) {
-    const enc = encodeDeltaOp(op);
-    if (throttle !== undefined) await throttle.take(enc.length);
-    counters.opBytes += enc.length;
-    await stream.write(enc);
-  }
-}
-
-/** Ops from the stream, decoded; the END op must announce `expectHash` (hex SHA-256). */
-async function* receiveOps(stream: RpcStream, expectHash: string, counters: TransferCounters): AsyncGenerator<DeltaOp> {
-  for await (const c of stream) {
-    if (!(c instanceof Uint8Array)) throw new FileSyncError('E_WIRE', 'delta op chunk must be binary');
-    counters.opBytes += c.length;
-    const op = decodeDeltaOp(c);
-    if (op.type === 'end' && Buffer.from(op.sha256).toString('hex') !== expectHash) {
-      throw new FileSyncError('E_PATCH_HASH', 'sender\'s file is not the requested version (changed since it was announced)');
+  try {
+    while (got < data.length) {
+      const { bytesRead } = await file.fh.read(data, got, data.length - got, null);
+      if (bytesRead === 0) break;
+      got += bytesRead;
     }
-    yield op;
+  } catch {
+    return file; // read again (and fail precisely) when it is its turn
+  }
+  await file.fh.close().catch(() => undefined);
+  return { ...file, data: data.subarray(0, got) };
+}
+
+/** Whole-file ops of content already in memory. */
+function* bufferOps(data: Buffer): Generator<DeltaOp> {
+  for (let off = 0; off < data.length; off += MAX_LITERAL) yield { type: 'literal', data: data.subarray(off, Math.min(data.length, off + MAX_LITERAL)) };
+  yield { type: 'end', size: data.length, sha256: new Uint8Array(createHash('sha256').update(data).digest()) };
+}
+
+/**
+ * Sender side of files.fetch: reads the receiver's signatures as needed and streams each file.
+ * The next PREFETCH files are opened (small ones read) while the current one is sent.
+ */
+export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile: OpenServable, throttle: Throttle | undefined, counters: TransferCounters): Promise<void> {
+  const input = stream[Symbol.asyncIterator]();
+  const send = async (chunk: Uint8Array): Promise<void> => {
+    if (throttle !== undefined) await throttle.take(chunk.length);
+    counters.opBytes += chunk.length;
+    await stream.write(chunk);
+  };
+  const ahead: Promise<Prepared>[] = [];
+  const fill = (from: number): void => {
+    for (let k = ahead.length; k < Math.min(files.length, from + PREFETCH + 1); k++) {
+      const p = prepare(openFile, files[k]!).catch(() => null);
+      ahead.push(p);
+    }
+  };
+  let i = 0;
+  try {
+    for (; i < files.length; i++) {
+      const f = files[i]!;
+      fill(i);
+      let sig: Signature | null = null;
+      if (f.sigBytes > 0) {
+        const chunks: Uint8Array[] = [];
+        let got = 0;
+        while (got < f.sigBytes) {
+          const r = await input.next();
+          if (r.done === true) throw new FileSyncError('E_WIRE', `stream ended inside the signature of ${f.path}`);
+          const c = r.value;
+          if (!(c instanceof Uint8Array)) throw new FileSyncError('E_WIRE', 'signature chunk must be binary');
+          got += c.length;
+          if (c.length > SIG_CHUNK_BYTES || got > f.sigBytes) throw new FileSyncError('E_WIRE', `signature of ${f.path} longer than the announced ${f.sigBytes} bytes`);
+          chunks.push(c);
+        }
+        counters.sigBytes += got;
+        sig = decodeSignature(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      }
+      const file = await ahead[i]!;
+      if (file === null) {
+        await send(encodeMiss(`no file with content ${f.hash.slice(0, 16)}… at ${f.path}`));
+        continue;
+      }
+      try {
+        const ops = file.data !== undefined ? bufferOps(file.data) : sig === null ? wholeFileOps(file.fh, file.size) : delta(sig, file.fh);
+        for await (const op of ops) await send(encodeDeltaOp(op));
+      } catch (e) {
+        if (e instanceof FileSyncError && e.code === 'E_WIRE') throw e;
+        if (stream.finished) throw e;
+        // Reading failed midway (I/O error…): this file fails on the receiver, the batch goes on.
+        await send(encodeMiss(`reading ${f.path} failed: ${(e as Error).message}`));
+      } finally {
+        if (file.data === undefined) await file.fh.close().catch(() => undefined);
+      }
+    }
+    const extra = await input.next();
+    if (extra.done !== true) throw new FileSyncError('E_WIRE', 'data after the last announced signature');
+  } finally {
+    // Close whatever was opened ahead and not sent.
+    for (let k = i + 1; k < ahead.length; k++) {
+      void ahead[k]!.then((p) => (p !== null && p.data === undefined ? p.fh.close() : undefined)).catch(() => undefined);
+    }
   }
 }
 
-export interface FetchRequest {
-  tree: string;
+/** One file of a fetch batch. */
+export interface FetchItem {
   path: string;
+  /** Hex SHA-256 of the wanted version. */
   hash: string;
   size: number;
-  mode: number | undefined;
-  /** Local file to use as the delta basis, or null. */
+  /** Local file to use as the delta basis, or null (whole file). */
   basis: string | null;
+  /** Strong-sum bytes of the basis signature (default: rsync's rule; 16 after a false match). */
+  strongLen?: number;
   target: string;
+  patch: Omit<PatchOptions, 'maxSize'>;
 }
 
-/** Receiver side: pulls `hash` from the peer into `target` atomically. */
-export async function fetchContent(open: (body: unknown) => Promise<RpcStream>, req: FetchRequest, counters: TransferCounters): Promise<void> {
-  let sig: Signature = EMPTY_SIGNATURE;
-  let encSig: Uint8Array = new Uint8Array(0);
-  if (req.basis !== null) {
-    sig = await signature(req.basis);
-    encSig = encodeSignature(sig);
+/** Async queue of one file's ops, between the stream reader and patch(), with backpressure. */
+class OpQueue implements AsyncIterable<DeltaOp> {
+  readonly #items: DeltaOp[] = [];
+  #bytes = 0;
+  #closed = false;
+  #error: Error | undefined;
+  #dead = false;
+  #wake: (() => void) | undefined;
+  #space: (() => void) | undefined;
+  static readonly HIGH = 4 << 20;
+
+  /** Resolves when the consumer has room again (or is gone). */
+  async push(op: DeltaOp): Promise<void> {
+    if (this.#dead) return;
+    this.#items.push(op);
+    this.#bytes += op.type === 'literal' ? op.data.length : 16;
+    this.#wake?.();
+    if (this.#bytes > OpQueue.HIGH) await new Promise<void>((r) => (this.#space = r));
   }
-  const stream = await open({ tree: req.tree, path: req.path, hash: Buffer.from(req.hash, 'hex'), sigBytes: encSig.length });
+
+  close(err?: Error): void {
+    this.#closed = true;
+    this.#error = err;
+    this.#wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<DeltaOp> {
+    try {
+      for (;;) {
+        const op = this.#items.shift();
+        if (op !== undefined) {
+          this.#bytes -= op.type === 'literal' ? op.data.length : 16;
+          if (this.#space !== undefined && this.#bytes <= OpQueue.HIGH / 2) {
+            this.#space();
+            this.#space = undefined;
+          }
+          yield op;
+          continue;
+        }
+        if (this.#closed) {
+          if (this.#error !== undefined) throw this.#error;
+          return;
+        }
+        await new Promise<void>((r) => (this.#wake = r));
+        this.#wake = undefined;
+      }
+    } finally {
+      // Consumer gone (done or patch failed): drop whatever still arrives for this file.
+      this.#dead = true;
+      this.#items.length = 0;
+      this.#space?.();
+    }
+  }
+}
+
+/** Files per stream being written/finished (fsync + rename) while the next ones arrive. */
+const MAX_FINISHING = 16;
+
+/**
+ * Receiver side: fetches `items` over one files.fetch stream. `done(i, result | error)` is called
+ * once per item, in completion order. Throws only if the stream itself failed; items not done
+ * then are reported with that error first.
+ */
+export async function fetchBatch(
+  openStream: (body: unknown) => Promise<RpcStream>,
+  tree: string,
+  items: FetchItem[],
+  counters: TransferCounters,
+  done: (i: number, r: PatchResult | Error) => Promise<void> | void,
+): Promise<void> {
+  const sigs: Signature[] = [];
+  const enc: Uint8Array[] = [];
+  const reported = new Set<number>();
+  const report = async (i: number, r: PatchResult | Error): Promise<void> => {
+    if (reported.has(i)) return;
+    reported.add(i);
+    await done(i, r);
+  };
+  for (let i = 0; i < items.length; i++) {
+    const it = items[i]!;
+    let sig = EMPTY_SIGNATURE;
+    let e: Uint8Array = new Uint8Array(0);
+    if (it.basis !== null) {
+      try {
+        sig = await signature(it.basis, it.strongLen === undefined ? {} : { strongLen: it.strongLen });
+        e = encodeSignature(sig);
+      } catch {
+        // Basis unreadable: whole file instead.
+        sig = EMPTY_SIGNATURE;
+        it.basis = null;
+      }
+    }
+    sigs.push(sig);
+    enc.push(e);
+  }
+  const stream = await openStream({ tree, files: items.map((it, i) => [it.path, Buffer.from(it.hash, 'hex'), enc[i]!.length]) });
+  const finishing = new Set<Promise<void>>();
+  let current: OpQueue | undefined;
   try {
-    for (let off = 0; off < encSig.length; off += SIG_CHUNK_BYTES) await stream.write(encSig.subarray(off, off + SIG_CHUNK_BYTES));
-    counters.sigBytes += encSig.length;
-    stream.end();
-    await patch(req.basis, receiveOps(stream, req.hash, counters), req.target, sig, { maxSize: req.size, ...(req.mode === undefined ? {} : { mode: req.mode }) });
+    const upload = (async (): Promise<void> => {
+      for (const e of enc) {
+        for (let off = 0; off < e.length; off += SIG_CHUNK_BYTES) {
+          const c = e.subarray(off, off + SIG_CHUNK_BYTES);
+          await stream.write(c);
+          counters.sigBytes += c.length;
+        }
+      }
+      stream.end();
+    })();
+    upload.catch(() => undefined); // a stream failure surfaces in the reader below
+    let i = 0;
+    const startFile = (): OpQueue => {
+      const it = items[i]!;
+      const idx = i;
+      const q = new OpQueue();
+      const p: Promise<void> = patch(it.basis, q, it.target, sigs[idx]!, { ...it.patch, maxSize: it.size }).then(
+        (r) => report(idx, r),
+        (e: unknown) => report(idx, e as Error),
+      ).finally(() => finishing.delete(p));
+      finishing.add(p);
+      return q;
+    };
+    for await (const c of stream) {
+      if (!(c instanceof Uint8Array)) throw new FileSyncError('E_WIRE', 'fetch chunk must be binary');
+      if (i >= items.length) throw new FileSyncError('E_WIRE', 'data after the last requested file');
+      counters.opBytes += c.length;
+      if (current === undefined) {
+        while (finishing.size >= MAX_FINISHING) await Promise.race(finishing);
+        current = startFile();
+      }
+      const miss = decodeMiss(c);
+      if (miss !== undefined) {
+        current.close(new FileSyncError('E_STALE', `peer could not send ${items[i]!.path}: ${miss}`));
+        current = undefined;
+        i++;
+        continue;
+      }
+      const op = decodeDeltaOp(c);
+      if (op.type === 'end') {
+        if (Buffer.from(op.sha256).toString('hex') !== items[i]!.hash) {
+          current.close(new FileSyncError('E_STALE', 'sender\'s file is not the requested version (changed since it was announced)'));
+        } else {
+          await current.push(op);
+          current.close();
+        }
+        current = undefined;
+        i++;
+        continue;
+      }
+      await current.push(op);
+    }
+    if (i < items.length) throw new FileSyncError('E_WIRE', `stream ended after ${i} of ${items.length} files`);
+    await upload;
   } catch (e) {
-    stream.cancel('transfer failed');
+    current?.close(e as Error);
+    stream.cancel('fetch failed');
+    await Promise.allSettled([...finishing]);
+    for (let k = 0; k < items.length; k++) await report(k, e as Error);
     throw e;
   }
+  await Promise.allSettled([...finishing]);
+}
+
+/** Did patch() fail because a weak+truncated strong sum matched wrongly (retry with full sums)? */
+export function falseBlockMatch(e: unknown, item: FetchItem): boolean {
+  return e instanceof FileSyncError && e.code === 'E_PATCH_HASH' && item.basis !== null && (item.strongLen ?? 0) < MAX_STRONG_LEN;
 }
 
 /** Local copy of a file we already have with the wanted content (rename/move, conflict copy). */
-export async function copyLocal(source: string, req: Omit<FetchRequest, 'basis'>): Promise<void> {
+export async function copyLocal(source: string, want: { hash: string; size: number; target: string; patch: Omit<PatchOptions, 'maxSize'> }): Promise<PatchResult> {
+  const file = await openRegular(source, () => true);
+  if (file === null) throw new FileSyncError('E_STALE', `${source} is no longer a regular file`);
   async function* checked(): AsyncGenerator<DeltaOp> {
-    for await (const op of wholeFileOps(source)) {
-      if (op.type === 'end' && Buffer.from(op.sha256).toString('hex') !== req.hash) throw new FileSyncError('E_PATCH_HASH', `${source} changed: no longer has the wanted content`);
+    for await (const op of wholeFileOps(file!.fh, file!.size)) {
+      if (op.type === 'end' && Buffer.from(op.sha256).toString('hex') !== want.hash) throw new FileSyncError('E_STALE', `${source} changed: no longer has the wanted content`);
       yield op;
     }
   }
-  await patch(null, checked(), req.target, EMPTY_SIGNATURE, { maxSize: req.size, ...(req.mode === undefined ? {} : { mode: req.mode }) });
+  try {
+    return await patch(null, checked(), want.target, EMPTY_SIGNATURE, { ...want.patch, maxSize: want.size });
+  } finally {
+    await file.fh.close().catch(() => undefined);
+  }
 }

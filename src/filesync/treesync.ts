@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { PeerAddress, RpcClientPool } from '../rpc/client.ts';
 import type { RpcStream } from '../rpc/connection.ts';
 import { RpcError } from '../rpc/errors.ts';
@@ -22,6 +23,8 @@ import type { Store } from '../state/store.ts';
 import type { Logger } from '../log/logger.ts';
 import { Summary, bucketOf } from './buckets.ts';
 import { FileSyncError } from './errors.ts';
+import { MAX_STRONG_LEN, TEMP_PREFIX, TEMP_SUFFIX, syncDir } from './delta/index.ts';
+import type { PatchOptions, PatchResult } from './delta/index.ts';
 import { applyMeta, clearForType, diskMatches, ensureDir, lstatOrNull, removePath, writeSymlink } from './diskops.ts';
 import { checkMassDelete, checkTree, initTree } from './guards.ts';
 import type { TreeIdentity } from './guards.ts';
@@ -32,17 +35,18 @@ import { scan } from './index/scanner.ts';
 import { IndexStore } from './indexstore.ts';
 import type { ConflictRow } from './indexstore.ts';
 import { PostSync } from './postsync.ts';
-import { MAX_ENTRIES_PER_MESSAGE, decodeEntriesRes, decodeSummaryRes, encodeEntry } from './protocol.ts';
-import type { EntriesReq } from './protocol.ts';
+import { MAX_ENTRIES_PER_MESSAGE, MAX_FETCH_FILES, decodeEntriesRes, decodeSummaryRes, encodeEntry } from './protocol.ts';
+import type { EntriesReq, FetchFile, FetchReq } from './protocol.ts';
 import { resolve } from './resolve.ts';
 import type { FileVersion } from './resolve.ts';
 import { resolveInTree, validatePeerPath } from './safety.ts';
 import { Throttle } from './throttle.ts';
-import { copyLocal, fetchContent, sendContent } from './transfer.ts';
-import type { TransferCounters } from './transfer.ts';
+import { MIN_DELTA_BASIS, copyLocal, falseBlockMatch, fetchBatch, openRegular, serveFetch } from './transfer.ts';
+import type { FetchItem, TransferCounters } from './transfer.ts';
 import type { IndexRecord, TreeConfig } from './types.ts';
 import { bump, compare, emptyVector } from './versionvector.ts';
 import { TreeWatcher } from './watcher.ts';
+import type { EventClass } from './watcher.ts';
 
 export interface Member {
   name: string;
@@ -111,13 +115,34 @@ interface PeerState {
 }
 
 type Change = { before: IndexRecord | undefined; after: IndexRecord };
+type Work = { local: IndexRecord | undefined; remote: FileVersion; d: ReturnType<typeof resolve> };
 
 class Skip extends Error {}
 
 const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 
-/** Content pulls in flight per batch. */
-const APPLY_CONCURRENCY = 8;
+/** Local applies (dirs, symlinks, metadata, local copies) in flight per depth level. */
+const APPLY_CONCURRENCY = 16;
+/** files.fetch streams in flight per peer and apply; each carries up to MAX_FETCH_FILES files. */
+const FETCH_STREAMS = 4;
+/** Bytes of content per files.fetch stream (a larger file gets a stream of its own). */
+const FETCH_BATCH_BYTES = 8 << 20;
+/** Watcher events for paths we wrote are checked (not rescanned) until this long after the apply. */
+const SELF_WRITE_GRACE_MS = 1000;
+
+/** State of one applyRemote run. */
+interface ApplyCtx {
+  /** Directories verified by resolveInTree in this run. */
+  checked: Set<string>;
+  /** Directories that received renames: fsynced once at the end of the run. */
+  syncDirs: Set<string>;
+}
+
+/** Content to fetch; `done` gets the written file's stat or the error. */
+interface FetchJob {
+  item: FetchItem;
+  done: (r: PatchResult | Error) => Promise<void>;
+}
 const depth = (p: string): number => p.split('/').length;
 const under = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`);
 
@@ -127,6 +152,14 @@ export class TreeSync {
   readonly #log: Logger;
   readonly #db: IndexStore;
   readonly #index = new Map<string, IndexRecord>();
+  /** Live file paths by content hash (local copies for renames, serving any path with a hash). */
+  readonly #byHash = new Map<string, Set<string>>();
+  /** Records changed in memory, not yet in the Store (written by #flushDb, one transaction). */
+  #dirty = new Map<string, IndexRecord>();
+  /** Paths this node is writing/just wrote → until when their watcher events are only verified. */
+  readonly #selfWrites = new Map<string, { until: number; dir: boolean }>();
+  #toVerify = new Set<string>();
+  #verifyTimer: NodeJS.Timeout | undefined;
   readonly #summary = new Summary();
   readonly #hashCache = new HashCache(200_000);
   readonly #exclude: IgnoreMatcher;
@@ -196,9 +229,11 @@ export class TreeSync {
     this.#watcher?.close();
     for (const t of this.#timers) clearInterval(t);
     clearTimeout(this.#scanSoon);
+    clearTimeout(this.#verifyTimer);
     for (const p of this.#peers.values()) clearTimeout(p.timer);
     await this.#postSync.stop();
     await this.#lane.catch(() => undefined);
+    this.#flushDb();
   }
 
   #startWatcher(): void {
@@ -206,7 +241,7 @@ export class TreeSync {
       const code = (err as NodeJS.ErrnoException).code;
       const hint = code === 'ENOSPC' ? ' (inotify watch limit: raise fs.inotify.max_user_watches)' : code === 'EMFILE' ? ' (too many open files)' : '';
       this.#log.warn({ err: err.message, code, scanIntervalMs: this.cfg.scanIntervalMs }, `file watching failed${hint}: relying on periodic scans`);
-    });
+    }, (path) => this.#classifyEvent(path), (dir) => this.#excluded(dir, true));
     this.#watcher.start();
   }
 
@@ -220,13 +255,95 @@ export class TreeSync {
 
   #put(before: IndexRecord | undefined, after: IndexRecord): void {
     this.#summary.update(before, after);
+    const old = this.#index.get(after.path);
+    if (old?.hash !== undefined && !old.deleted) {
+      const set = this.#byHash.get(old.hash);
+      set?.delete(old.path);
+      if (set?.size === 0) this.#byHash.delete(old.hash);
+    }
     this.#index.set(after.path, after);
+    if (after.hash !== undefined && !after.deleted && after.type === 'file') {
+      let set = this.#byHash.get(after.hash);
+      if (set === undefined) this.#byHash.set(after.hash, (set = new Set()));
+      set.add(after.path);
+    }
   }
 
+  /** Index changes take effect in memory now; the Store gets them at the next #flushDb(). */
   #commit(changes: Change[]): void {
-    if (changes.length === 0) return;
-    this.#db.save(changes.map((c) => c.after));
-    for (const c of changes) this.#put(c.before, c.after);
+    for (const c of changes) {
+      this.#put(c.before, c.after);
+      this.#dirty.set(c.after.path, c.after);
+    }
+  }
+
+  /** Writes pending index changes in one transaction. */
+  #flushDb(): void {
+    if (this.#dirty.size === 0) return;
+    const recs = this.#dirty;
+    this.#dirty = new Map();
+    this.#db.save(recs.values());
+  }
+
+  // ------------------------------------------------------------------ our own writes vs the watcher
+
+  #selfWrite(path: string, dir = false): void {
+    this.#selfWrites.set(path, { until: Infinity, dir });
+  }
+
+  /** After an apply: our paths' events are still expected for a short while. */
+  #selfWritesDone(): void {
+    const now = Date.now();
+    for (const [p, w] of this.#selfWrites) {
+      if (w.until === Infinity) w.until = now + SELF_WRITE_GRACE_MS;
+      else if (w.until < now) this.#selfWrites.delete(p);
+    }
+  }
+
+  /**
+   * Watcher filter: our temp files never trigger a scan; events for paths we are writing or just
+   * wrote trigger only a check of those paths against the index (a local edit racing with our
+   * write is still found, without rescanning the whole tree for every write we apply).
+   */
+  #classifyEvent(path: string): EventClass {
+    const base = path.slice(path.lastIndexOf('/') + 1);
+    if (base.startsWith(TEMP_PREFIX) && base.endsWith(TEMP_SUFFIX)) return 'temp';
+    const w = this.#selfWrites.get(path);
+    if (w === undefined) return 'other';
+    if (w.until < Date.now()) {
+      this.#selfWrites.delete(path);
+      return 'other';
+    }
+    this.#toVerify.add(path);
+    this.#armVerify();
+    return w.dir ? 'own-dir' : 'own';
+  }
+
+  #armVerify(): void {
+    if (this.#verifyTimer !== undefined || this.#stopped) return;
+    this.#verifyTimer = setTimeout(() => {
+      this.#verifyTimer = undefined;
+      void this.#serial(() => this.#verifyOwn());
+    }, this.cfg.debounceMs);
+    this.#verifyTimer.unref();
+  }
+
+  async #verifyOwn(): Promise<void> {
+    const paths = this.#toVerify;
+    this.#toVerify = new Set();
+    for (const p of paths) {
+      if (this.#selfWrites.get(p)?.until === Infinity) {
+        this.#toVerify.add(p); // still being written by an apply queued meanwhile: check later
+        continue;
+      }
+      const meta = { mode: this.cfg.permissions === 'preserve', owner: IS_ROOT && this.cfg.owner === 'preserve' };
+      if (!(await diskMatches(join(this.cfg.root, p), this.#index.get(p), meta).catch(() => false))) {
+        this.#toVerify.clear();
+        this.#scheduleScan(0);
+        return;
+      }
+    }
+    if (this.#toVerify.size > 0) this.#armVerify();
   }
 
   #excluded(path: string, isDir: boolean): boolean {
@@ -330,6 +447,7 @@ export class TreeSync {
     }
     this.#allowMassDelete = false;
     this.#commit(changes);
+    this.#flushDb();
     const bumped = changes.filter((c) => c.before === undefined || c.before.version !== c.after.version);
     if (bumped.length > 0) this.#log.info({ changes: bumped.length, deletes }, 'local changes recorded');
     return bumped;
@@ -522,23 +640,34 @@ export class TreeSync {
     return entries.length;
   }
 
-  /** Streams the content with hash `hash` (at `path`, or any local file with that hash). */
-  async handlePull(req: { path: string; hash: string; sigBytes: number }, stream: RpcStream): Promise<void> {
-    const candidates = [req.path, ...this.#pathsWithHash(req.hash)];
-    for (const path of candidates) {
+  /** Serves a files.fetch stream: each file by path, or any local file with the same content. */
+  async handleFetch(req: FetchReq, stream: RpcStream): Promise<void> {
+    const checked = new Set<string>();
+    await serveFetch(stream, req.files, (f) => this.#openServable(f, checked), this.#throttle, this.#sent);
+  }
+
+  async #openServable(f: FetchFile, checked: Set<string>): ReturnType<typeof openRegular> {
+    for (const path of [f.path, ...this.#pathsWithHash(f.hash)]) {
       const rec = this.#index.get(path);
-      if (rec === undefined || rec.deleted || rec.type !== 'file' || rec.hash !== req.hash) continue;
-      const abs = await resolveInTree(this.cfg.root, path);
-      if (!(await diskMatches(abs, rec))) continue;
-      await sendContent(stream, abs, req.sigBytes, this.#throttle, this.#sent);
-      return;
+      if (rec === undefined || rec.deleted || rec.type !== 'file' || rec.hash !== f.hash) continue;
+      const abs = await resolveInTree(this.cfg.root, path, checked).catch(() => null);
+      if (abs === null) continue;
+      // Opened without following a symlink, then checked against the index on the open file.
+      const file = await openRegular(abs, (st) => Number(st.size) === rec.size && st.mtimeNs === rec.stMtimeNs && st.ino === rec.ino);
+      if (file !== null) return file;
     }
-    throw new RpcError('not_found', `no file with content ${req.hash.slice(0, 16)}… in tree ${this.cfg.name}`);
+    return null;
   }
 
   #pathsWithHash(hash: string): string[] {
-    const rows = this.#host.store.db.prepare('SELECT path FROM fs_files WHERE tree = ? AND hash = ? AND deleted = 0 LIMIT 8').all(this.cfg.name, hash) as { path: string }[];
-    return rows.map((r) => r.path);
+    const set = this.#byHash.get(hash);
+    if (set === undefined) return [];
+    const out: string[] = [];
+    for (const p of set) {
+      out.push(p);
+      if (out.length === 8) break;
+    }
+    return out;
   }
 
   // ------------------------------------------------------------------ applying remote versions
@@ -554,7 +683,7 @@ export class TreeSync {
         return out;
       }
       const record: Change[] = [];
-      const work: { local: IndexRecord | undefined; remote: FileVersion; d: ReturnType<typeof resolve> }[] = [];
+      const work: Work[] = [];
       for (const r of remotes) {
         if (this.#excluded(r.path, r.type === 'dir')) continue;
         const local = this.#index.get(r.path);
@@ -569,42 +698,79 @@ export class TreeSync {
       // an unmount or a stray rm -rf can be told from intent; deletes an admin confirmed there
       // must then reach every node.
       // Writes first (parents before children), so moved content can still be copied locally;
-      // deletes last, deepest first; writes that failed for a not-yet-removed path retried after.
+      // content from the network is fetched in batches once every directory exists; deletes
+      // last, deepest first; writes that failed for a not-yet-removed path retried after.
       const writes = work.filter((w) => !(w.d.action === 'take-remote' && w.remote.deleted)).sort((a, b) => depth(a.remote.path) - depth(b.remote.path));
       const dels = work.filter((w) => w.d.action === 'take-remote' && w.remote.deleted).sort((a, b) => depth(b.remote.path) - depth(a.remote.path));
-      const retry: typeof work = [];
+      const retry: Work[] = [];
       const localChanges: IndexRecord[] = [];
-      const run = async (w: (typeof work)[number], last: boolean): Promise<void> => {
+      const ctx: ApplyCtx = { checked: new Set(), syncDirs: new Set() };
+      let fetches: FetchJob[] = [];
+      const failed = (w: Work, e: unknown, last: boolean): void => {
+        if (e instanceof Skip) {
+          out.skipped++;
+          this.#scheduleScan();
+        } else if (!last && ['ENOTEMPTY', 'EISDIR', 'ENOTDIR', 'EEXIST'].includes((e as NodeJS.ErrnoException).code ?? '')) retry.push(w);
+        else {
+          out.failed++;
+          this.#log.warn({ peer, path: w.remote.path, err: (e as Error).message }, 'could not apply remote change');
+        }
+      };
+      const run = async (w: Work, last: boolean): Promise<void> => {
         try {
-          const made = await this.#applyOne(peer, w.remote, w.d);
+          const made = await this.#applyOne(peer, w.remote, w.d, ctx, (job) => {
+            fetches.push({
+              item: job.item,
+              done: async (r) => {
+                if (r instanceof Error) return failed(w, r, last);
+                try {
+                  await job.done(r);
+                  out.applied++;
+                } catch (e) {
+                  failed(w, e, last);
+                }
+              },
+            });
+          });
+          if (made === null) return; // content deferred to the fetch phase
           localChanges.push(...made);
           out.applied++;
         } catch (e) {
-          if (e instanceof Skip) {
-            out.skipped++;
-            this.#scheduleScan();
-          } else if (!last && ['ENOTEMPTY', 'EISDIR', 'ENOTDIR', 'EEXIST'].includes((e as NodeJS.ErrnoException).code ?? '')) retry.push(w);
-          else {
-            out.failed++;
-            this.#log.warn({ peer, path: w.remote.path, err: (e as Error).message }, 'could not apply remote change');
-          }
+          failed(w, e, last);
         }
       };
-      // Same-depth entries are independent (parents are one level up): pull several at once so
-      // per-file round trips and fsyncs overlap.
-      for (let i = 0; i < writes.length;) {
-        const d = depth(writes[i]!.remote.path);
-        let j = i;
-        while (j < writes.length && depth(writes[j]!.remote.path) === d) j++;
-        const level = writes.slice(i, j);
-        let next = 0;
-        await Promise.all(Array.from({ length: Math.min(APPLY_CONCURRENCY, level.length) }, async () => {
-          while (next < level.length) await run(level[next++]!, false);
+      const fetchPhase = async (): Promise<void> => {
+        const jobs = fetches;
+        fetches = [];
+        if (jobs.length > 0) await this.#fetchAll(peer, jobs);
+      };
+      try {
+        // Same-depth entries are independent (parents are one level up): several at once.
+        for (let i = 0; i < writes.length;) {
+          const d = depth(writes[i]!.remote.path);
+          let j = i;
+          while (j < writes.length && depth(writes[j]!.remote.path) === d) j++;
+          const level = writes.slice(i, j);
+          let next = 0;
+          await Promise.all(Array.from({ length: Math.min(APPLY_CONCURRENCY, level.length) }, async () => {
+            while (next < level.length) await run(level[next++]!, false);
+          }));
+          i = j;
+        }
+        await fetchPhase();
+        for (const w of dels) await run(w, false);
+        for (const w of retry.splice(0)) await run({ ...w, local: this.#index.get(w.remote.path) }, true);
+        await fetchPhase();
+        // Renames of this run become durable (one fsync per directory), then the index records.
+        const dirs = [...ctx.syncDirs];
+        let nd = 0;
+        await Promise.all(Array.from({ length: Math.min(8, dirs.length) }, async () => {
+          while (nd < dirs.length) await syncDir(dirs[nd++]!).catch(() => undefined);
         }));
-        i = j;
+      } finally {
+        this.#flushDb();
+        this.#selfWritesDone();
       }
-      for (const w of dels) await run(w, false);
-      for (const w of retry) await run({ ...w, local: this.#index.get(w.remote.path) }, true);
       if (out.applied > 0) {
         this.#postSync.trigger(out.applied);
         this.#host.bus?.publish('files.synced', { tree: this.cfg.name, peer, applied: out.applied, failed: out.failed });
@@ -615,6 +781,60 @@ export class TreeSync {
     });
   }
 
+  /**
+   * Fetches content from `peer`: batches of up to MAX_FETCH_FILES files / FETCH_BATCH_BYTES,
+   * FETCH_STREAMS streams at once. A file rebuilt wrongly from a false block match (truncated
+   * strong sums) is fetched again with full-length sums.
+   */
+  async #fetchAll(peer: string, jobs: FetchJob[]): Promise<void> {
+    const addr = this.#members().find((x) => x.name === peer)?.address;
+    if (addr === undefined) {
+      for (const j of jobs) await j.done(new FileSyncError('E_ARG', `peer ${peer} has no address`));
+      return;
+    }
+    const batches: FetchJob[][] = [];
+    let cur: FetchJob[] = [];
+    let bytes = 0;
+    // Spread many files over FETCH_STREAMS streams at least, so they are written in parallel.
+    const perBatch = Math.min(MAX_FETCH_FILES, Math.max(16, Math.ceil(jobs.length / FETCH_STREAMS)));
+    for (const j of jobs) {
+      if (cur.length > 0 && (cur.length >= perBatch || bytes + j.item.size > FETCH_BATCH_BYTES)) {
+        batches.push(cur);
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(j);
+      bytes += j.item.size;
+    }
+    if (cur.length > 0) batches.push(cur);
+    const again: FetchJob[] = [];
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(FETCH_STREAMS, batches.length) }, async () => {
+      while (next < batches.length) {
+        const b = batches[next++]!;
+        await fetchBatch((body) => this.#host.peers.openStream(addr, 'files.fetch', body), this.cfg.name, b.map((j) => j.item), this.#recv, async (i, r) => {
+          const j = b[i]!;
+          if (r instanceof Error && falseBlockMatch(r, j.item)) {
+            this.#log.info({ path: j.item.path }, 'false block match: fetching again with full-length block sums');
+            again.push({ ...j, item: { ...j.item, strongLen: MAX_STRONG_LEN } });
+            return;
+          }
+          if (!(r instanceof Error)) this.#files.pulled++;
+          await j.done(r);
+        }).catch(() => undefined); // every item of the batch was reported to its job
+      }
+    }));
+    if (again.length > 0) await this.#fetchAll(peer, again);
+  }
+
+  /** One file from `peer` now (conflict copies): a batch of one. */
+  async #fetchNow(peer: string, item: FetchItem): Promise<PatchResult> {
+    let out: PatchResult | Error = new FileSyncError('E_ARG', `fetch of ${item.path} reported nothing`);
+    await this.#fetchAll(peer, [{ item, done: (r) => { out = r; return Promise.resolve(); } }]);
+    if (out instanceof Error) throw out;
+    return out;
+  }
+
   /** Stat of a path we just wrote → the index record of version `v`. */
   async #recordFor(abs: string, v: FileVersion, version: FileVersion['version']): Promise<IndexRecord> {
     const st = await lstatOrNull(abs);
@@ -622,27 +842,52 @@ export class TreeSync {
     return { ...v, version, ino: st.ino, stMtimeNs: st.mtimeNs, racy: false };
   }
 
-  /** Applies one decision; returns new local entries it created (conflict copies). */
-  async #applyOne(peer: string, r: FileVersion, d: ReturnType<typeof resolve>): Promise<IndexRecord[]> {
-    const abs = await resolveInTree(this.cfg.root, r.path);
+  /**
+   * Applies one decision; returns new local entries it created (conflict copies), or null when
+   * the content was handed to `defer` (fetched later in a batch; the job records the result).
+   */
+  async #applyOne(peer: string, r: FileVersion, d: ReturnType<typeof resolve>, ctx: ApplyCtx, defer: (job: FetchJob) => void): Promise<IndexRecord[] | null> {
+    const abs = await resolveInTree(this.cfg.root, r.path, ctx.checked);
     const local = this.#index.get(r.path);
     if (!(await diskMatches(abs, local))) throw new Skip(`${r.path} changed locally since the last scan`);
+    this.#selfWrite(r.path, !r.deleted && r.type === 'dir');
     if (d.action === 'take-remote') {
-      await this.#materialize(peer, r, abs, local, null);
+      const item = await this.#materialize(r, abs, local, null, ctx, true);
+      if (item !== null) {
+        // Last check right before the rename: a local edit made during the transfer wins.
+        item.patch.beforeRename = async () => {
+          if (!(await diskMatches(abs, this.#index.get(r.path)))) throw new Skip(`${r.path} changed locally during the transfer`);
+        };
+        defer({
+          item,
+          done: (res) => {
+            if (res instanceof Error) return Promise.reject(res);
+            this.#commit([{ before: this.#index.get(r.path), after: { ...r, version: d.version, ino: res.ino, stMtimeNs: res.mtimeNs, racy: false } }]);
+            return Promise.resolve();
+          },
+        });
+        return null;
+      }
       this.#commit([{ before: local, after: r.deleted ? { ...r, version: d.version, ino: 0n, stMtimeNs: 0n, racy: false } : await this.#recordFor(abs, r, d.version) }]);
       return [];
     }
     if (d.action !== 'conflict') return [];
     const copyPath = validatePeerPath(d.conflictCopy);
-    const copyAbs = await resolveInTree(this.cfg.root, copyPath);
+    const copyAbs = await resolveInTree(this.cfg.root, copyPath, ctx.checked);
+    this.#selfWrite(copyPath);
     const made: IndexRecord[] = [];
     const prevCopy = this.#index.get(copyPath);
     const copyVersion = bump(prevCopy?.version ?? emptyVector(), this.#host.node);
+    const fetched = async (item: FetchItem | null, target: string, v: FileVersion, version: FileVersion['version']): Promise<IndexRecord> => {
+      if (item === null) return this.#recordFor(target, v, version);
+      const res = await this.#fetchNow(peer, item);
+      return { ...v, version, ino: res.ino, stMtimeNs: res.mtimeNs, racy: false };
+    };
     if (d.winner === 'local') {
       // Keep ours under the name; the peer's content goes to the conflict copy.
       if (!r.deleted && r.type !== 'dir') {
-        await this.#materialize(peer, r, copyAbs, undefined, null);
-        const rec = { ...(await this.#recordFor(copyAbs, { ...r, path: copyPath }, copyVersion)), modifiedBy: r.modifiedBy };
+        const item = await this.#materialize(r, copyAbs, undefined, null, ctx);
+        const rec = { ...(await fetched(item, copyAbs, { ...r, path: copyPath }, copyVersion)), modifiedBy: r.modifiedBy };
         this.#commit([{ before: prevCopy, after: rec }]);
         made.push(rec);
       }
@@ -651,13 +896,14 @@ export class TreeSync {
       // Ours loses: move it aside (same name on every node), then take the peer's version.
       if (local !== undefined && !local.deleted && local.type !== 'dir') {
         await rename(abs, copyAbs);
+        ctx.syncDirs.add(dirname(copyAbs));
         const rec = { ...(await this.#recordFor(copyAbs, { ...local, path: copyPath }, copyVersion)) };
         this.#commit([{ before: prevCopy, after: rec }]);
         made.push(rec);
       }
       const basis = local?.type === 'file' && !local.deleted ? copyAbs : null;
-      await this.#materialize(peer, r, abs, undefined, basis);
-      this.#commit([{ before: this.#index.get(r.path), after: r.deleted ? { ...r, version: d.version, ino: 0n, stMtimeNs: 0n, racy: false } : await this.#recordFor(abs, r, d.version) }]);
+      const item = await this.#materialize(r, abs, undefined, basis, ctx);
+      this.#commit([{ before: this.#index.get(r.path), after: r.deleted ? { ...r, version: d.version, ino: 0n, stMtimeNs: 0n, racy: false } : await fetched(item, abs, r, d.version) }]);
     }
     const loser = d.winner === 'local' ? r.modifiedBy : (local?.modifiedBy ?? this.#host.node);
     const winner = d.winner === 'local' ? (local?.modifiedBy ?? this.#host.node) : r.modifiedBy;
@@ -667,18 +913,29 @@ export class TreeSync {
     return made;
   }
 
+  /** Options for patch()/copyLocal() writing version `r` at `abs` (metadata set before the rename). */
+  #patchOpts(r: FileVersion, abs: string, ctx: ApplyCtx): Omit<PatchOptions, 'maxSize'> {
+    ctx.syncDirs.add(dirname(abs));
+    const o: Omit<PatchOptions, 'maxSize'> = { syncDir: false, mtime: Number(r.mtimeNs / 1000n) / 1e6 };
+    if (this.cfg.permissions === 'preserve') o.mode = r.mode;
+    if (IS_ROOT && this.cfg.owner === 'preserve') o.owner = { uid: r.uid, gid: r.gid };
+    return o;
+  }
+
   /**
    * Makes `abs` hold version `r` (content + metadata), or removes it for a tombstone. `local` is
    * what the index says is there now (already checked against the disk); `basis` overrides the
-   * delta basis (conflict: our moved-aside file).
+   * delta basis (conflict: our moved-aside file). Returns the fetch to run when the content must
+   * come from the peer (whole file, or delta against the current file), else null (done).
    */
-  async #materialize(peer: string, r: FileVersion, abs: string, local: IndexRecord | undefined, basis: string | null): Promise<void> {
+  async #materialize(r: FileVersion, abs: string, local: IndexRecord | undefined, basis: string | null, ctx: ApplyCtx, verified = false): Promise<FetchItem | null> {
     if (r.deleted) {
       await removePath(abs);
       this.#files.deleted++;
-      return;
+      return null;
     }
-    await clearForType(abs, r.type);
+    // `verified`: the disk was just checked against `local`, so only a type change needs clearing.
+    if (!verified || (local !== undefined && !local.deleted && (local.type === 'dir') !== (r.type === 'dir'))) await clearForType(abs, r.type);
     if (r.type === 'dir') {
       await ensureDir(abs);
     } else if (r.type === 'symlink') {
@@ -686,28 +943,23 @@ export class TreeSync {
     } else if (local !== undefined && !local.deleted && local.type === 'file' && local.hash === r.hash) {
       this.#files.metadataOnly++;
     } else {
-      const mode = this.cfg.permissions === 'preserve' ? r.mode : undefined;
-      const req = { tree: this.cfg.name, path: r.path, hash: r.hash!, size: r.size, mode, target: abs };
-      if (!(await this.#copyFromLocal(req))) {
-        const m = this.#members().find((x) => x.name === peer);
-        if (m?.address === undefined) throw new FileSyncError('E_ARG', `peer ${peer} has no address`);
-        const addr = m.address;
-        const b = basis ?? (local !== undefined && !local.deleted && local.type === 'file' ? abs : null);
-        await fetchContent((body) => this.#host.peers.openStream(addr, 'files.pull', body), { ...req, basis: b }, this.#recv);
-        this.#files.pulled++;
-      }
+      const opts = this.#patchOpts(r, abs, ctx);
+      if (await this.#copyFromLocal(r, abs, opts, ctx)) return null;
+      const b = basis ?? (local !== undefined && !local.deleted && local.type === 'file' && local.size >= MIN_DELTA_BASIS ? abs : null);
+      return { path: r.path, hash: r.hash!, size: r.size, basis: b, target: abs, patch: opts };
     }
     await applyMeta(abs, r, this.cfg);
+    return null;
   }
 
-  async #copyFromLocal(req: { tree: string; path: string; hash: string; size: number; mode: number | undefined; target: string }): Promise<boolean> {
-    for (const p of this.#pathsWithHash(req.hash)) {
+  async #copyFromLocal(r: FileVersion, target: string, opts: Omit<PatchOptions, 'maxSize'>, ctx: ApplyCtx): Promise<boolean> {
+    for (const p of this.#pathsWithHash(r.hash!)) {
       const rec = this.#index.get(p);
       if (rec === undefined) continue;
-      const src = await resolveInTree(this.cfg.root, p);
-      if (!(await diskMatches(src, rec))) continue;
+      const src = await resolveInTree(this.cfg.root, p, ctx.checked).catch(() => null);
+      if (src === null || !(await diskMatches(src, rec))) continue;
       try {
-        await copyLocal(src, req);
+        await copyLocal(src, { hash: r.hash!, size: r.size, target, patch: opts });
         this.#files.copiedLocally++;
         return true;
       } catch {
@@ -734,9 +986,11 @@ export class TreeSync {
           throw e;
         });
         this.#db.setIdentity(this.#identity);
+        this.#dirty.clear();
         this.#host.store.db.prepare('DELETE FROM fs_files WHERE tree = ?').run(this.cfg.name);
         for (const r of this.#index.values()) this.#summary.update(r, undefined);
         this.#index.clear();
+        this.#byHash.clear();
       }
       if (this.#paused?.startsWith('mass-delete') === true) this.#allowMassDelete = true;
       this.#paused = undefined;

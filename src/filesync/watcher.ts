@@ -1,47 +1,140 @@
 /**
- * Change detection trigger for one tree: a recursive node:fs.watch on the root whose events
- * (any path) call `onChange` after a trailing debounce (capped at 5× debounce during a
- * continuous stream of events). The watcher only says "something changed"; the scanner finds
- * what. When watching fails (ENOSPC = inotify watch limit, EMFILE, root gone), `onFail` is called
- * once and the tree relies on its periodic scans; start() may be called again later.
+ * Change detection trigger for one tree: one non-recursive node:fs.watch per directory (one
+ * inotify watch each on Linux), added as directories appear and dropped as they vanish. Events
+ * call `onChange` after a trailing debounce (capped at 5× debounce during a continuous stream of
+ * events). The watcher only says "something changed"; the scanner finds what.
+ * Why not fs.watch({recursive: true}): on Linux, Node 24 emulates it in JS with one inotify
+ * watch per *file*, a statSync per event and a readdirSync of the whole directory for every
+ * event in it (O(n²) while n files arrive in one directory).
+ * `classify(path)` (path relative to the root) lets the owner filter events it caused itself:
+ * 'temp' (our temp files) and 'own' (paths it is writing) do not trigger; 'own-dir' does not
+ * trigger but the new directory is watched. Excluded directories (`skipDir`) are not watched.
+ * When watching fails (ENOSPC = inotify watch limit, EMFILE, root gone), `onFail` is called once
+ * and the tree relies on its periodic scans; start() may be called again later.
  */
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export type EventClass = 'temp' | 'own' | 'own-dir' | 'other';
 
 export class TreeWatcher {
   readonly #root: string;
   readonly #debounceMs: number;
   readonly #onChange: () => void;
   readonly #onFail: (err: Error) => void;
-  #w: FSWatcher | undefined;
+  readonly #classify: (path: string) => EventClass;
+  readonly #skipDir: (path: string) => boolean;
+  /** Watched directories, by path relative to the root ('' = root). */
+  readonly #dirs = new Map<string, FSWatcher>();
+  #active = false;
   #timer: NodeJS.Timeout | undefined;
   #first = 0;
 
-  constructor(root: string, debounceMs: number, onChange: () => void, onFail: (err: Error) => void) {
+  constructor(root: string, debounceMs: number, onChange: () => void, onFail: (err: Error) => void, classify: (path: string) => EventClass = () => 'other', skipDir: (path: string) => boolean = () => false) {
     this.#root = root;
     this.#debounceMs = debounceMs;
     this.#onChange = onChange;
     this.#onFail = onFail;
+    this.#classify = classify;
+    this.#skipDir = skipDir;
   }
 
   get active(): boolean {
-    return this.#w !== undefined;
+    return this.#active;
+  }
+
+  /** Number of watched directories. */
+  get watched(): number {
+    return this.#dirs.size;
   }
 
   start(): boolean {
-    if (this.#w !== undefined) return true;
+    if (this.#active) return true;
+    this.#active = true;
+    if (!this.#watchDir('')) return false;
+    void this.#walk('');
+    return this.#active;
+  }
+
+  /** Watches `rel` (a directory); false if watching failed (then the watcher is closed). */
+  #watchDir(rel: string): boolean {
+    if (!this.#active || this.#dirs.has(rel)) return this.#active;
     try {
-      const w = watch(this.#root, { recursive: true, persistent: false }, () => this.#event());
-      w.on('error', (err) => this.#fail(err));
-      this.#w = w;
+      const w = watch(rel === '' ? this.#root : join(this.#root, rel), { persistent: false }, (type, name) => this.#onEvent(rel, type, name));
+      w.on('error', (err) => {
+        if (rel === '') this.#fail(err);
+        else this.#unwatch(rel); // directory gone
+      });
+      this.#dirs.set(rel, w);
       return true;
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (rel !== '' && (code === 'ENOENT' || code === 'ENOTDIR')) return true; // gone meanwhile
       this.#fail(err as Error);
       return false;
     }
   }
 
+  /** Watches every directory below `rel` (new directories may already have content). */
+  async #walk(rel: string): Promise<void> {
+    let ents;
+    try {
+      ents = await readdir(rel === '' ? this.#root : join(this.#root, rel), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of ents) {
+      if (!e.isDirectory() || !this.#active) continue;
+      const child = rel === '' ? e.name : `${rel}/${e.name}`;
+      if (this.#skipDir(child) || this.#dirs.has(child)) continue;
+      if (!this.#watchDir(child)) return;
+      await this.#walk(child);
+    }
+  }
+
+  #onEvent(dir: string, type: string, name: string | Buffer | null): void {
+    if (typeof name !== 'string' || name === '') {
+      this.#event();
+      return;
+    }
+    const rel = dir === '' ? name : `${dir}/${name}`;
+    const cls = this.#classify(rel);
+    if (cls === 'temp') return;
+    if (cls === 'own-dir') {
+      if (!this.#dirs.has(rel)) void this.#added(rel);
+      return;
+    }
+    if (cls === 'own') {
+      if (this.#dirs.has(rel)) void this.#added(rel); // a directory we removed
+      return;
+    }
+    // 'rename' = created, deleted or moved: a new directory must be watched, a gone one dropped.
+    if (type === 'rename') void this.#added(rel);
+    this.#event();
+  }
+
+  async #added(rel: string): Promise<void> {
+    const st = await lstat(join(this.#root, rel)).catch(() => null);
+    if (st?.isDirectory() === true) {
+      if (this.#dirs.has(rel) || this.#skipDir(rel)) return;
+      if (this.#watchDir(rel)) await this.#walk(rel);
+    } else if (this.#dirs.has(rel)) this.#unwatch(rel);
+  }
+
+  #unwatch(rel: string): void {
+    const prefix = `${rel}/`;
+    for (const [d, w] of this.#dirs) {
+      if (d === rel || d.startsWith(prefix)) {
+        w.close();
+        this.#dirs.delete(d);
+      }
+    }
+  }
+
   #event(): void {
+    if (!this.#active) return;
     const now = Date.now();
     if (this.#timer === undefined) this.#first = now;
     clearTimeout(this.#timer);
@@ -53,14 +146,16 @@ export class TreeWatcher {
   }
 
   #fail(err: Error): void {
+    if (!this.#active) return;
     this.close();
     this.#onFail(err);
   }
 
   close(): void {
+    this.#active = false;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#w?.close();
-    this.#w = undefined;
+    for (const w of this.#dirs.values()) w.close();
+    this.#dirs.clear();
   }
 }

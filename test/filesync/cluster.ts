@@ -82,7 +82,8 @@ export async function makeCluster(opts: ClusterOptions): Promise<Cluster> {
       const dbPath = join(dir, `${name}.db`);
       const { mkdir } = await import('node:fs/promises');
       await mkdir(join(dir, name), { recursive: true });
-      const store = new Store(dbPath, [...MIGRATIONS, FILESYNC_MIGRATION]);
+      // The agent's MIGRATIONS may already include the file sync migration.
+      const store = new Store(dbPath, MIGRATIONS.some((m) => m.version === FILESYNC_MIGRATION.version) ? MIGRATIONS : [...MIGRATIONS, FILESYNC_MIGRATION]);
       const t = tls.get(name)!;
       const bus = new EventBus();
       const events: BusEvent[] = [];

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { RpcClientPool, type PeerAddress } from '../../src/rpc/client.ts';
 import { RpcError } from '../../src/rpc/errors.ts';
 import { SUMMARY_BYTES } from '../../src/filesync/buckets.ts';
-import { encodeEntry } from '../../src/filesync/protocol.ts';
+import { decodeMiss, encodeEntry } from '../../src/filesync/protocol.ts';
 import type { FileVersion } from '../../src/filesync/resolve.ts';
 import { logger, makeCluster, waitFor } from './cluster.ts';
 
@@ -47,14 +47,22 @@ test('hostile peers: strangers refused, unsafe paths and sizes rejected, nothing
     await rejects(asB.call(addr, 'files.entries', { tree: 'www', buckets: [9999] }), 'bad_request');
     await rejects(asB.call(addr, 'files.summary', { tree: 'www', summary: Buffer.alloc(10) }), 'bad_request');
 
-    const pull = async (body: unknown): Promise<unknown[]> => {
-      const s = await asB.openStream(addr, 'files.pull', body);
+    const fetch = async (body: unknown, send: Uint8Array[] = []): Promise<unknown[]> => {
+      const s = await asB.openStream(addr, 'files.fetch', body);
+      for (const c of send) await s.write(c);
       s.end();
       return s.collect();
     };
-    await rejects(pull({ tree: 'www', path: '../../etc/passwd', hash: Buffer.alloc(32), sigBytes: 0 }), 'bad_request', /E_PATH/);
-    await rejects(pull({ tree: 'www', path: 'x', hash: Buffer.alloc(32), sigBytes: 2 ** 40 }), 'bad_request', /sigBytes/);
-    await rejects(pull({ tree: 'www', path: 'missing', hash: Buffer.alloc(32), sigBytes: 0 }), 'not_found');
+    await rejects(fetch({ tree: 'www', files: [['../../etc/passwd', Buffer.alloc(32), 0]] }), 'bad_request', /E_PATH/);
+    await rejects(fetch({ tree: 'www', files: [['x', Buffer.alloc(32), 2 ** 40]] }), 'bad_request', /sigBytes/);
+    await rejects(evil.openStream(addr, 'files.fetch', { tree: 'www', files: [['x', Buffer.alloc(32), 0]] }).then((s) => s.collect()), 'forbidden');
+    // A file the peer does not have: a miss for that file, the batch itself succeeds.
+    const missed = await fetch({ tree: 'www', files: [['missing', Buffer.alloc(32), 0]] });
+    assert.equal(missed.length, 1);
+    assert.match(decodeMiss(missed[0] as Uint8Array) ?? '', /no file with content/);
+    // More signature bytes than announced, or garbage as a signature: the stream fails.
+    await rejects(fetch({ tree: 'www', files: [['missing', Buffer.alloc(32), 4]] }, [Buffer.alloc(8)]), 'bad_request', /longer than the announced/);
+    await rejects(fetch({ tree: 'www', files: [['missing', Buffer.alloc(32), 4]] }, [Buffer.alloc(4, 0xc1)]), 'bad_request', /E_WIRE/);
 
     // A symlinked directory inside a's tree pointing outside: a remote entry below it must not
     // be written through the link.

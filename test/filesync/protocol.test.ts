@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { encodeFrame, FrameDecoder } from '../../src/rpc/frame.ts';
 import { FileSyncError } from '../../src/filesync/errors.ts';
-import { decodeEntriesReq, decodeEntriesRes, decodeEntry, decodeNotifyReq, decodePullReq, decodeSummaryReq, decodeSummaryRes, encodeEntry } from '../../src/filesync/protocol.ts';
+import { decodeEntriesReq, decodeEntriesRes, decodeEntry, decodeNotifyReq, decodeFetchReq, decodeMiss, decodeSummaryReq, decodeSummaryRes, encodeEntry, encodeMiss, MAX_FETCH_FILES } from '../../src/filesync/protocol.ts';
 import type { FileVersion } from '../../src/filesync/resolve.ts';
 import { Summary, BUCKETS, bucketOf } from '../../src/filesync/buckets.ts';
 
-const DECODERS = [decodeEntry, decodeSummaryReq, decodeSummaryRes, decodeEntriesReq, decodeEntriesRes, decodeNotifyReq, decodePullReq];
+const DECODERS = [decodeEntry, decodeSummaryReq, decodeSummaryRes, decodeEntriesReq, decodeEntriesRes, decodeNotifyReq, decodeFetchReq, (v: unknown) => (v instanceof Uint8Array ? decodeMiss(v) : undefined)];
 
 /** What the RPC layer hands a handler: the body after a msgpack round trip. */
 function viaWire(body: unknown): unknown {
@@ -73,8 +73,27 @@ test('decoders: mutated valid bodies are decoded or rejected precisely', () => {
     e[field] = junk;
     onlyFileSyncErrors(() => decodeNotifyReq(viaWire(b)));
     onlyFileSyncErrors(() => decodeEntriesRes(viaWire({ entries: b.entries, next: [which % 300, junk] })));
-    onlyFileSyncErrors(() => decodePullReq(viaWire({ tree: 'www', path: junk, hash: Buffer.alloc(32), sigBytes: which })));
+    onlyFileSyncErrors(() => decodeFetchReq(viaWire({ tree: 'www', files: [['ok', Buffer.alloc(32), 0], [junk, Buffer.alloc(32), which]] })));
+    onlyFileSyncErrors(() => decodeFetchReq(viaWire({ tree: 'www', files: [['ok', junk, which]] })));
     onlyFileSyncErrors(() => decodeEntriesReq(viaWire({ tree: 'www', buckets: [which % 300, field], after: junk })));
+  }), { numRuns: 300 });
+});
+
+test('fetch requests: bounds, paths and sizes are checked; misses round-trip and never look like delta ops', () => {
+  const h = Buffer.alloc(32, 1);
+  const ok = decodeFetchReq(viaWire({ tree: 'www', files: [['a/b', h, 0], ['c', h, 100]] }));
+  assert.deepEqual(ok, { tree: 'www', files: [{ path: 'a/b', hash: h.toString('hex'), sigBytes: 0 }, { path: 'c', hash: h.toString('hex'), sigBytes: 100 }] });
+  const bad = (body: unknown, re: RegExp): void => assert.throws(() => decodeFetchReq(viaWire(body)), (e: unknown) => e instanceof FileSyncError && re.test(e.message));
+  bad({ tree: 'www', files: [] }, /files must be/);
+  bad({ tree: 'www', files: Array.from({ length: MAX_FETCH_FILES + 1 }, (_, i) => [`f${i}`, h, 0]) }, /files must be/);
+  bad({ tree: 'www', files: [['../x', h, 0]] }, /E_PATH/);
+  bad({ tree: 'www', files: [['x', Buffer.alloc(31), 0]] }, /hash/);
+  bad({ tree: 'www', files: [['x', h, 2 ** 40]] }, /sigBytes/);
+  bad({ tree: 'www', files: [['x', h]] }, /\[path, hash, sigBytes\]/);
+  assert.equal(decodeMiss(encodeMiss('gone')), 'gone');
+  assert.equal(decodeMiss(encodeMiss('x'.repeat(5000)))?.length, 512);
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
+    onlyFileSyncErrors(() => decodeMiss(b));
   }), { numRuns: 300 });
 });
 

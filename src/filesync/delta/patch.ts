@@ -18,12 +18,29 @@ export interface PatchOptions {
   mode?: number;
   /** Refuse to write more than this many bytes (a peer could otherwise fill the disk). */
   maxSize?: number;
+  /** Modification time (seconds, as for utimes) set on the temp file before the rename. */
+  mtime?: number;
+  /** Owner set on the temp file before the rename (needs root). */
+  owner?: { uid: number; gid: number };
+  /**
+   * fsync the directory after the rename (default true). A caller writing many files may pass
+   * false and sync each directory once per batch (then the rename is durable only after that).
+   */
+  syncDir?: boolean;
+  /** Last check before the rename (e.g. the target did not change meanwhile); throwing aborts. */
+  beforeRename?: () => Promise<void>;
 }
 
 export interface PatchResult {
   size: number;
   sha256: Uint8Array;
+  /** Inode and mtime of the written file (as lstat would now report them). */
+  ino: bigint;
+  mtimeNs: bigint;
 }
+
+/** Bytes gathered before a write() to the temp file. */
+const WRITE_BUF = 1 << 20;
 
 /** Temp-file prefix; the scanner always ignores names starting with it. */
 export const TEMP_PREFIX = '.multiall.';
@@ -33,6 +50,16 @@ export function tempPathFor(target: string): string {
   // Bounded so that a 255-byte target name still yields a legal temp name.
   const base = basename(target).slice(0, 100);
   return join(dirname(target), `${TEMP_PREFIX}${base}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
+}
+
+/** fsync of a directory (makes renames and creations in it durable). */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
@@ -71,8 +98,16 @@ export async function patch(
       }
     }
     out = await open(tmp, 'wx', opts.mode ?? 0o644);
+    const fh = out;
     const sha = createHash('sha256');
-    const copyBuf = new Uint8Array(Math.max(bs, 1 << 20));
+    // Literals and copied ranges are gathered so that a big file costs few write() calls; small
+    // files get a small buffer.
+    const wbuf = Buffer.allocUnsafe(Math.max(1, Math.min(WRITE_BUF, maxSize)));
+    let wlen = 0;
+    const flush = async (): Promise<void> => {
+      if (wlen > 0) await writeAll(fh, wbuf.subarray(0, wlen));
+      wlen = 0;
+    };
     let written = 0;
     let end: { size: number; sha256: Uint8Array } | null = null;
     for await (const op of ops) {
@@ -81,7 +116,9 @@ export async function patch(
         if (op.data.length === 0 || op.data.length > MAX_LITERAL) throw new FileSyncError('E_DELTA', `literal of ${op.data.length} bytes`);
         if (written + op.data.length > maxSize) throw new FileSyncError('E_DELTA', `output exceeds ${maxSize} bytes`);
         sha.update(op.data);
-        await writeAll(out, op.data);
+        if (wlen + op.data.length > wbuf.length) await flush();
+        wbuf.set(op.data, wlen);
+        wlen += op.data.length;
         written += op.data.length;
       } else if (op.type === 'copy') {
         if (base === null) throw new FileSyncError('E_DELTA', 'copy op without a basis file');
@@ -92,12 +129,12 @@ export async function patch(
         const stop = Math.min((op.start + op.count) * bs, sig.fileSize);
         if (written + (stop - pos) > maxSize) throw new FileSyncError('E_DELTA', `output exceeds ${maxSize} bytes`);
         while (pos < stop) {
-          const want = Math.min(copyBuf.length, stop - pos);
-          const { bytesRead } = await base.read(copyBuf, 0, want, pos);
+          if (wlen === wbuf.length) await flush();
+          const want = Math.min(wbuf.length - wlen, stop - pos);
+          const { bytesRead } = await base.read(wbuf, wlen, want, pos);
           if (bytesRead === 0) throw new FileSyncError('E_DELTA', `basis ${basis} shrank while patching`);
-          const chunk = copyBuf.subarray(0, bytesRead);
-          sha.update(chunk);
-          await writeAll(out, chunk);
+          sha.update(wbuf.subarray(wlen, wlen + bytesRead));
+          wlen += bytesRead;
           pos += bytesRead;
           written += bytesRead;
         }
@@ -108,22 +145,24 @@ export async function patch(
       }
     }
     if (end === null) throw new FileSyncError('E_DELTA', 'op stream ended without an end op');
+    await flush();
     const digest = new Uint8Array(sha.digest());
     if (end.size !== written) throw new FileSyncError('E_PATCH_HASH', `rebuilt ${written} bytes, sender announced ${end.size}`);
     if (Buffer.compare(digest, end.sha256) !== 0) throw new FileSyncError('E_PATCH_HASH', 'rebuilt file SHA-256 differs from the sender\'s');
-    if (opts.mode !== undefined) await out.chmod(opts.mode); // exact bits, umask not applied
+    if (opts.mtime !== undefined) await out.utimes(new Date(), opts.mtime);
+    const st = await out.stat({ bigint: true });
+    // chown/chmod only when needed (neither changes the mtime or inode recorded from `st`).
+    if (opts.owner !== undefined && (Number(st.uid) !== opts.owner.uid || Number(st.gid) !== opts.owner.gid)) await out.chown(opts.owner.uid, opts.owner.gid);
+    if (opts.mode !== undefined && Number(st.mode & 0o7777n) !== opts.mode) await out.chmod(opts.mode); // exact bits, umask not applied
+    // Data (and metadata) durable before the rename: a crash never leaves a renamed, empty file.
     await out.sync();
     await out.close();
     out = null;
+    if (opts.beforeRename !== undefined) await opts.beforeRename();
     await rename(tmp, outFile);
     // Make the rename itself durable.
-    const dir = await open(dirname(outFile), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-    return { size: written, sha256: digest };
+    if (opts.syncDir !== false) await syncDir(dirname(outFile));
+    return { size: written, sha256: digest, ino: st.ino, mtimeNs: st.mtimeNs };
   } catch (err) {
     if (out !== null) await out.close().catch(() => undefined);
     out = null;

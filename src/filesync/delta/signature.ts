@@ -4,7 +4,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { FileSyncError } from '../errors.ts';
-import { blockSizeFor, blockCount } from './blocksize.ts';
+import { blockSizeFor, blockCount, strongLenFor } from './blocksize.ts';
 import { createBlockHasher } from './hashers.ts';
 import { MAX_BLOCKS, MAX_BLOCK_SIZE, MAX_FILE_SIZE, MAX_STRONG_LEN, MIN_BLOCK_SIZE, MIN_STRONG_LEN } from './limits.ts';
 import { weakSum } from './rolling.ts';
@@ -17,7 +17,7 @@ export interface SignatureOptions {
   blockSize?: number;
   /** Size used to pick the block size for a stream source. */
   sizeHint?: number;
-  /** Bytes of xxh128 kept per block, default 16. */
+  /** Bytes of xxh128 kept per block (2..16); default strongLenFor(size, blockSize) like rsync. */
   strongLen?: number;
 }
 
@@ -31,10 +31,6 @@ export function checkBlockSize(bs: number): void {
 }
 
 export async function signature(src: ByteSource, opts: SignatureOptions = {}): Promise<Signature> {
-  const strongLen = opts.strongLen ?? MAX_STRONG_LEN;
-  if (!Number.isInteger(strongLen) || strongLen < MIN_STRONG_LEN || strongLen > MAX_STRONG_LEN) {
-    throw new FileSyncError('E_ARG', `strongLen must be in [${MIN_STRONG_LEN}, ${MAX_STRONG_LEN}], got ${strongLen}`);
-  }
   let sizeHint = opts.sizeHint;
   if (typeof src === 'string' && sizeHint === undefined) sizeHint = (await stat(src)).size;
   if (opts.blockSize === undefined && sizeHint === undefined) {
@@ -42,6 +38,10 @@ export async function signature(src: ByteSource, opts: SignatureOptions = {}): P
   }
   const bs = opts.blockSize ?? blockSizeFor(sizeHint ?? 0);
   checkBlockSize(bs);
+  const strongLen = opts.strongLen ?? (sizeHint === undefined ? MAX_STRONG_LEN : strongLenFor(sizeHint, bs));
+  if (!Number.isInteger(strongLen) || strongLen < MIN_STRONG_LEN || strongLen > MAX_STRONG_LEN) {
+    throw new FileSyncError('E_ARG', `strongLen must be in [${MIN_STRONG_LEN}, ${MAX_STRONG_LEN}], got ${strongLen}`);
+  }
 
   const hash = await createBlockHasher();
   let cap = Math.max(16, Math.min(MAX_BLOCKS, blockCount(sizeHint ?? 0, bs) + 1));

@@ -5,7 +5,8 @@
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 
-export type ByteSource = string | AsyncIterable<Uint8Array>;
+/** A path (opened and closed here), a FileHandle (read from its position, left open), or chunks. */
+export type ByteSource = string | FileHandle | AsyncIterable<Uint8Array>;
 
 export interface Reader {
   /** Fill buf[off, off+len) as far as possible; returns bytes read, 0 only at end of data. */
@@ -15,9 +16,11 @@ export interface Reader {
 
 class FileReader implements Reader {
   readonly #fh: FileHandle;
+  readonly #owned: boolean;
 
-  constructor(fh: FileHandle) {
+  constructor(fh: FileHandle, owned: boolean) {
     this.#fh = fh;
+    this.#owned = owned;
   }
 
   async read(buf: Uint8Array, off: number, len: number): Promise<number> {
@@ -32,7 +35,7 @@ class FileReader implements Reader {
   }
 
   close(): Promise<void> {
-    return this.#fh.close();
+    return this.#owned ? this.#fh.close() : Promise.resolve();
   }
 }
 
@@ -70,7 +73,12 @@ class IterReader implements Reader {
   }
 }
 
+function isFileHandle(src: FileHandle | AsyncIterable<Uint8Array>): src is FileHandle {
+  return typeof (src as Partial<FileHandle>).fd === 'number' && typeof (src as Partial<FileHandle>).read === 'function';
+}
+
 export async function openSource(src: ByteSource): Promise<Reader> {
-  if (typeof src === 'string') return new FileReader(await open(src, 'r'));
+  if (typeof src === 'string') return new FileReader(await open(src, 'r'), true);
+  if (isFileHandle(src)) return new FileReader(src, false);
   return new IterReader(src);
 }
