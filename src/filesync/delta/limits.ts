@@ -10,7 +10,7 @@ export const MAX_BLOCKS = 1 << 22;
 /** Largest file the delta code accepts (1 PiB); keeps every offset a safe integer. */
 export const MAX_FILE_SIZE = 2 ** 50;
 /** Largest literal op: bounds the sender's buffering and the receiver's per-message memory. */
-export const MAX_LITERAL = 64 * 1024;
+export const MAX_LITERAL = 256 * 1024;
 /** rsync's SHORT_SUM_LENGTH: the whole-file SHA-256 (plus a retry with full sums) is the guarantee. */
 export const MIN_STRONG_LEN = 2;
 export const MAX_STRONG_LEN = 16;

@@ -18,8 +18,15 @@ import type { Entry, EntryType } from './entry.ts';
 import type { HashCache } from './hashcache.ts';
 import { IgnoreMatcher } from './gitignore.ts';
 
-/** A hash taken within this many ns of the file's mtime is "racy" (see Entry.racy). */
+/**
+ * A hash taken within this many ns of the file's mtime is "racy" (see Entry.racy): a write in the
+ * same timestamp tick could leave size and mtime unchanged. RACY_NS for filesystems with coarse
+ * (whole-second, FAT: 2 s) timestamps, recognised by a zero nanosecond part; RACY_FINE_NS where
+ * mtimes have sub-second precision (ext4, xfs, btrfs: one kernel clock tick, ≤ 10 ms), so files
+ * written a moment before a scan are not rehashed again for 2 s.
+ */
 export const RACY_NS = 2_000_000_000n;
+export const RACY_FINE_NS = 100_000_000n;
 
 export interface ScanOptions {
   /** gitignore-style rules; matching paths (and everything below excluded dirs) are skipped. */
@@ -85,7 +92,8 @@ export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanRe
     res.stats.bytesHashed += size;
     // Changed while we read it: the hash may mix old and new bytes, so never trust it later.
     const after = await lstat(abs, { bigint: true });
-    const racy = startNs - st.mtimeNs < RACY_NS || after.mtimeNs !== st.mtimeNs || Number(after.size) !== size;
+    const window = st.mtimeNs % 1_000_000_000n === 0n ? RACY_NS : RACY_FINE_NS;
+    const racy = startNs - st.mtimeNs < window || after.mtimeNs !== st.mtimeNs || Number(after.size) !== size;
     if (!racy) cache?.set(st.dev, st.ino, size, st.mtimeNs, hash);
     return { hash, racy };
   };
