@@ -16,35 +16,28 @@
  *
  * Backend per service (ResolvedService.backend): builtin (election.ts, FailoverService) or etcd
  * (etcd-election.ts, EtcdFailoverService, one EtcdConnection shared by the services with the same
- * etcd settings, closed by stop()). Both have the same ServiceElection surface.
+ * etcd settings, closed by stop()). Both extend ServiceCore (service-core.ts), which gives them the
+ * same ServiceElection surface.
  *
  * Public interface: Failover, FailoverOptions, ServiceElection.
- * Depends on: ./election.ts, ./etcd-election.ts, ./etcd-client.ts, ./messages.ts, ./clock.ts, ./types.ts.
+ * Depends on: ./election.ts, ./etcd-election.ts, ./service-core.ts (types), ./etcd-client.ts, ./messages.ts,
+ * ./clock.ts, ./types.ts.
  */
-import type { Logger } from 'pino';
-import type { ActionExecutor } from './actions.ts';
 import { realClock } from './clock.ts';
-import { FailoverService, type ClaimRecord, type ServiceStatus } from './election.ts';
+import { FailoverService } from './election.ts';
 import { EtcdConnection } from './etcd-client.ts';
 import { EtcdFailoverService } from './etcd-election.ts';
 import { BadRequestError, parseRequest, type AnyRequest, type SwitchReply } from './messages.ts';
-import type { Clock, FailoverEventSink, FailoverPersistence, HistorySink, PeerTransport, PoolView, ResolvedService } from './types.ts';
+import type { ServiceCoreOptions, ServiceStatus } from './service-core.ts';
+import type { Clock, FailoverEventSink, PoolView, ResolvedService } from './types.ts';
 
-export interface FailoverOptions {
-  node: string;
-  pool: string;
+/** One service's options (ServiceCoreOptions), for every configured service of the pool. */
+export interface FailoverOptions extends Omit<ServiceCoreOptions, 'service' | 'clock' | 'events'> {
   services: readonly ResolvedService[];
-  transport: PeerTransport;
-  view: PoolView;
+  /** Default: realClock(). */
   clock?: Clock;
-  persistence: FailoverPersistence;
-  logger: Logger;
   /** EventBus (after adding the failover.* kinds to its EventMap) or any structural match. */
   bus?: FailoverEventSink;
-  history?: HistorySink;
-  executor?: ActionExecutor;
-  trace?: (r: ClaimRecord) => void;
-  random?: () => number;
 }
 
 /** What the facade needs from one service's election, whatever the backend. */

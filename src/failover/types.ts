@@ -5,7 +5,7 @@
  * Public interface: PeerTransport, PoolView, PoolMember, Clock, TimerHandle, FailoverPersistence,
  * PersistedServiceState, HistorySink, FailoverEventSink, ResolvedService, FailoverBackend,
  * EtcdBackendSettings, Action, Transition, Role.
- * Depends on: nothing (types only).
+ * Depends on: ../membership/clock.ts (the Clock and TimerHandle types only).
  */
 
 /** Request/response RPC to another agent (mTLS RPC in the agent, in-memory in tests). */
@@ -30,17 +30,12 @@ export interface PoolView {
   members(): PoolMember[];
 }
 
-export interface TimerHandle {
-  readonly _timer: unknown;
-}
-
-/** Time source (structurally the same as membership's Clock, so one clock can serve both). */
-export interface Clock {
-  /** Milliseconds, monotonic for this process. Rate may drift from real time, within the bound. */
-  now(): number;
-  setTimer(ms: number, fn: () => void): TimerHandle;
-  clearTimer(h: TimerHandle): void;
-}
+/**
+ * Time source: membership's Clock, one definition for both components (one clock can serve both).
+ * Failover needs now() in milliseconds, monotonic for this process; its rate may drift from real
+ * time only within the bound of lease.ts.
+ */
+export type { Clock, TimerHandle } from '../membership/clock.ts';
 
 /** What must survive a restart of the agent, per service. */
 export interface PersistedServiceState {
