@@ -849,15 +849,18 @@ export class TreeSync {
   async #applyOne(peer: string, r: FileVersion, d: ReturnType<typeof resolve>, ctx: ApplyCtx, defer: (job: FetchJob) => void): Promise<IndexRecord[] | null> {
     const abs = await resolveInTree(this.cfg.root, r.path, ctx.checked);
     const local = this.#index.get(r.path);
-    if (!(await diskMatches(abs, local))) throw new Skip(`${r.path} changed locally since the last scan`);
+    // Last check right before a file's rename: a local edit made meanwhile wins.
+    const guard = async (): Promise<void> => {
+      if (!(await diskMatches(abs, this.#index.get(r.path)))) throw new Skip(`${r.path} changed locally during the transfer`);
+    };
+    // A new file touches the disk only by its final rename, which `guard` checks just before:
+    // no separate check first. Anything else is checked before we touch it.
+    const newFile = d.action === 'take-remote' && !r.deleted && r.type === 'file' && (local === undefined || local.deleted);
+    if (!newFile && !(await diskMatches(abs, local))) throw new Skip(`${r.path} changed locally since the last scan`);
     this.#selfWrite(r.path, !r.deleted && r.type === 'dir');
     if (d.action === 'take-remote') {
-      const item = await this.#materialize(r, abs, local, null, ctx, true);
+      const item = await this.#materialize(r, abs, local, null, ctx, true, guard);
       if (item !== null) {
-        // Last check right before the rename: a local edit made during the transfer wins.
-        item.patch.beforeRename = async () => {
-          if (!(await diskMatches(abs, this.#index.get(r.path)))) throw new Skip(`${r.path} changed locally during the transfer`);
-        };
         defer({
           item,
           done: (res) => {
@@ -914,9 +917,10 @@ export class TreeSync {
   }
 
   /** Options for patch()/copyLocal() writing version `r` at `abs` (metadata set before the rename). */
-  #patchOpts(r: FileVersion, abs: string, ctx: ApplyCtx): Omit<PatchOptions, 'maxSize'> {
+  #patchOpts(r: FileVersion, abs: string, ctx: ApplyCtx, guard?: () => Promise<void>): Omit<PatchOptions, 'maxSize'> {
     ctx.syncDirs.add(dirname(abs));
     const o: Omit<PatchOptions, 'maxSize'> = { syncDir: false, mtime: Number(r.mtimeNs / 1000n) / 1e6 };
+    if (guard !== undefined) o.beforeRename = guard;
     if (this.cfg.permissions === 'preserve') o.mode = r.mode;
     if (IS_ROOT && this.cfg.owner === 'preserve') o.owner = { uid: r.uid, gid: r.gid };
     return o;
@@ -928,13 +932,14 @@ export class TreeSync {
    * delta basis (conflict: our moved-aside file). Returns the fetch to run when the content must
    * come from the peer (whole file, or delta against the current file), else null (done).
    */
-  async #materialize(r: FileVersion, abs: string, local: IndexRecord | undefined, basis: string | null, ctx: ApplyCtx, verified = false): Promise<FetchItem | null> {
+  async #materialize(r: FileVersion, abs: string, local: IndexRecord | undefined, basis: string | null, ctx: ApplyCtx, verified = false, guard?: () => Promise<void>): Promise<FetchItem | null> {
     if (r.deleted) {
       await removePath(abs);
       this.#files.deleted++;
       return null;
     }
-    // `verified`: the disk was just checked against `local`, so only a type change needs clearing.
+    // `verified`: the disk was just checked against `local` (a new file: is checked by `guard`
+    // before its rename), so only a type change needs clearing.
     if (!verified || (local !== undefined && !local.deleted && (local.type === 'dir') !== (r.type === 'dir'))) await clearForType(abs, r.type);
     if (r.type === 'dir') {
       await ensureDir(abs);
@@ -943,7 +948,7 @@ export class TreeSync {
     } else if (local !== undefined && !local.deleted && local.type === 'file' && local.hash === r.hash) {
       this.#files.metadataOnly++;
     } else {
-      const opts = this.#patchOpts(r, abs, ctx);
+      const opts = this.#patchOpts(r, abs, ctx, guard);
       if (await this.#copyFromLocal(r, abs, opts, ctx)) return null;
       const b = basis ?? (local !== undefined && !local.deleted && local.type === 'file' && local.size >= MIN_DELTA_BASIS ? abs : null);
       return { path: r.path, hash: r.hash!, size: r.size, basis: b, target: abs, patch: opts };

@@ -107,6 +107,33 @@ test('concurrent edits: the same conflict copy on both sides, winner under the n
   }
 });
 
+test('unscanned local files are never overwritten by incoming versions (new path, edited file, many files at once)', async () => {
+  const c = await makeCluster({ names: ['a', 'b'], watch: false });
+  try {
+    await c.start('a');
+    await c.start('b');
+    await writeFile(join(c.node('a').root, 'edited.txt'), 'v1');
+    await c.node('a').svc.scanNow('www');
+    await waitFor('b has edited.txt', async () => (await read(c, 'b', 'edited.txt').catch(() => '')) === 'v1');
+    // b gets local files nobody scanned yet: one at a path a is about to create, one edit.
+    await writeFile(join(c.node('b').root, 'new.txt'), 'local, unscanned');
+    await writeFile(join(c.node('b').root, 'edited.txt'), 'local edit, unscanned');
+    await writeFile(join(c.node('a').root, 'new.txt'), 'from a');
+    await writeFile(join(c.node('a').root, 'edited.txt'), 'v2 from a');
+    for (let i = 0; i < 40; i++) await writeFile(join(c.node('a').root, `bulk${i}.txt`), `bulk ${i}`);
+    await c.node('a').svc.scanNow('www');
+    await waitFor('b has the bulk files', async () => (await read(c, 'b', 'bulk39.txt').catch(() => '')) === 'bulk 39');
+    assert.equal(await read(c, 'b', 'new.txt'), 'local, unscanned');
+    assert.equal(await read(c, 'b', 'edited.txt'), 'local edit, unscanned');
+    assert.ok(!(await readdir(c.node('b').root)).some((f) => f.startsWith('.multiall.') && f.endsWith('.tmp')), 'no temp files left');
+    // Once b scans, both sides see concurrent versions and resolve them like any conflict.
+    await c.node('b').svc.scanNow('www');
+    await waitFor('conflicts resolved the same way on both', async () => (await read(c, 'a', 'new.txt')) === (await read(c, 'b', 'new.txt')) && (await read(c, 'a', 'edited.txt')) === (await read(c, 'b', 'edited.txt')));
+  } finally {
+    await c.close();
+  }
+});
+
 test('a node that was offline catches up, and a delete made meanwhile does not resurrect', async () => {
   const c = await makeCluster({ names: ['a', 'b', 'c'], watch: false });
   try {
