@@ -362,6 +362,11 @@ export abstract class ServiceCore {
     }
   }
 
+  /** A backend may wake a standby before its regular tick (ms from now), e.g. when a lease it waits for ends. */
+  protected earlyWake(_now: number): number | null {
+    return null;
+  }
+
   protected scheduleTick(ms: number): void {
     if (this.#tickTimer !== null) this.#o.clock.clearTimer(this.#tickTimer);
     this.#tickTimer = this.#o.clock.setTimer(ms, () => {
@@ -391,7 +396,9 @@ export abstract class ServiceCore {
     this.#observeHealth(false);
     this.onTick(now);
     // Standbys tick with jitter so that equally placed candidates do not collide every time.
-    this.scheduleTick(this.#role === 'master' ? this.svc.heartbeatMs : this.svc.heartbeatMs * (0.75 + 0.5 * this.#random()));
+    const regular = this.#role === 'master' ? this.svc.heartbeatMs : this.svc.heartbeatMs * (0.75 + 0.5 * this.#random());
+    const early = this.#role === 'standby' ? this.earlyWake(now) : null;
+    this.scheduleTick(early !== null ? Math.min(regular, early) : regular);
   }
 
   #afterPromotion(r: TransitionResult, term: number): void {
