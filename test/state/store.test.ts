@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { openStore, Store } from '../../src/state/store.ts';
+import { MIGRATIONS } from '../../src/state/migrations.ts';
+
+const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
 import { acquireLock, LockError } from '../../src/state/lock.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'multiall-state-'));
@@ -12,13 +15,13 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'multiall-state-'));
 test('migrations apply once and record their versions', () => {
   const dir = tmp();
   const s1 = openStore(dir);
-  assert.equal(s1.schemaVersion(), 2);
+  assert.equal(s1.schemaVersion(), LATEST);
   s1.kvSet('a', '1');
   s1.close();
   const s2 = openStore(dir);
   assert.equal(s2.kvGet('a'), '1');
   const n = s2.db.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number };
-  assert.equal(n.n, 2);
+  assert.equal(n.n, MIGRATIONS.length);
   s2.close();
 });
 
@@ -33,14 +36,10 @@ test('a database from a newer agent version is refused', () => {
 test('a failing migration leaves the previous schema intact', () => {
   const dir = tmp();
   openStore(dir).close();
-  const bad = [
-    { version: 1, component: 'state', name: 'kv and history', sql: 'SELECT 1' },
-    { version: 2, component: 'state', name: 'outbox queue', sql: 'SELECT 1' },
-    { version: 3, component: 't', name: 'broken', sql: 'CREATE TABLE ok1(x); CREATE TABLE nonsense(' },
-  ];
+  const bad = [...MIGRATIONS, { version: LATEST + 1, component: 't', name: 'broken', sql: 'CREATE TABLE ok1(x); CREATE TABLE nonsense(' }];
   assert.throws(() => new Store(join(dir, 'state.db'), bad));
   const s = openStore(dir);
-  assert.equal(s.schemaVersion(), 2);
+  assert.equal(s.schemaVersion(), LATEST);
   const t = s.db.prepare("SELECT name FROM sqlite_master WHERE name = 'ok1'").get();
   assert.equal(t, undefined);
   s.close();
