@@ -224,13 +224,15 @@ async function oursTrials(o: Ours, trials: number): Promise<number[]> {
       log(`    ${master} restarted; stable master ${st.master} (term ${st.term}) after ${((Date.now() - r0) / 1000).toFixed(1)} s`);
     }
   }
-  await o.stable();
+  // With preempt (the default) the restarted f1 takes the role back: wait for that, so the
+  // starvation runs that follow do not count this planned takeover as a false failover.
+  await o.stable('f1');
   return samples;
 }
 
 /** CPU starvation: pin `target` to CPU 1 and run stress-ng at nice -5 on the same CPU. */
 async function starve(o: Ours, target: 'standby' | 'master', durationMs: number): Promise<Record<string, unknown>> {
-  const { master, term } = await o.stable();
+  const { master, term } = await o.stable('f1');
   const victim = target === 'master' ? master : (NODES.find((n) => n !== master) ?? 'f2');
   const pid = o.c.node(victim).proc?.pid;
   if (!pid) throw new Error(`no pid for ${victim}`);
