@@ -5,7 +5,7 @@
  * the IPC channel:
  *   {op: 'start', name, root, dbPath, tls: TlsFiles, tree}      → {op: 'listening', port}
  *   {op: 'members', members}  (first one starts the service)     → {op: 'members-ok'}
- *   {op: 'wait', id, cond}  polls local state every 5 ms          → {op: 'done', id}
+ *   {op: 'wait', id, cond}  polls local state every 5 ms (20 ms: entries) → {op: 'done', id}
  *   {op: 'scan', id}                                               → {op: 'done', id}
  *   {op: 'stop'}                                                   → exits
  * cond: {kind: 'entries', n} (live entries ≥ n), {kind: 'hash', path, hash} (index record has
@@ -82,7 +82,9 @@ process.on('message', (raw) => {
         break;
       }
       case 'wait': {
-        while (!(await holds(m.cond))) await new Promise((r) => setTimeout(r, 5));
+        // status() walks the index: polled less often than a single record.
+        const every = m.cond.kind === 'entries' ? 20 : 5;
+        while (!(await holds(m.cond))) await new Promise((r) => setTimeout(r, every));
         send({ op: 'done', id: m.id });
         break;
       }

@@ -323,26 +323,33 @@ export class TreeSync {
     if (this.#verifyTimer !== undefined || this.#stopped) return;
     this.#verifyTimer = setTimeout(() => {
       this.#verifyTimer = undefined;
-      void this.#serial(() => this.#verifyOwn());
+      void this.#verifyOwn();
     }, this.cfg.debounceMs);
     this.#verifyTimer.unref();
   }
 
+  /**
+   * Checks paths we wrote that got watcher events against the index. Runs outside the lane (it
+   * only reads): a check racing with an apply can only see a mismatch, which costs a scan.
+   */
   async #verifyOwn(): Promise<void> {
-    const paths = this.#toVerify;
-    this.#toVerify = new Set();
-    for (const p of paths) {
-      if (this.#selfWrites.get(p)?.until === Infinity) {
-        this.#toVerify.add(p); // still being written by an apply queued meanwhile: check later
-        continue;
-      }
-      const meta = { mode: this.cfg.permissions === 'preserve', owner: IS_ROOT && this.cfg.owner === 'preserve' };
-      if (!(await diskMatches(join(this.cfg.root, p), this.#index.get(p), meta).catch(() => false))) {
-        this.#toVerify.clear();
-        this.#scheduleScan(0);
-        return;
-      }
+    const paths: string[] = [];
+    for (const p of this.#toVerify) {
+      if (this.#selfWrites.get(p)?.until !== Infinity) {
+        paths.push(p);
+        this.#toVerify.delete(p);
+      } // else: still being written by an apply: checked after it
     }
+    const meta = { mode: this.cfg.permissions === 'preserve', owner: IS_ROOT && this.cfg.owner === 'preserve' };
+    let next = 0;
+    let changed = false;
+    await Promise.all(Array.from({ length: Math.min(16, paths.length) }, async () => {
+      while (!changed && next < paths.length) {
+        const p = paths[next++]!;
+        if (!(await diskMatches(join(this.cfg.root, p), this.#index.get(p), meta).catch(() => false))) changed = true;
+      }
+    }));
+    if (changed) this.#scheduleScan(0);
     if (this.#toVerify.size > 0) this.#armVerify();
   }
 
@@ -564,14 +571,19 @@ export class TreeSync {
     let failed = 0;
     let pending = 0;
     if (diff.length > 0 && this.#paused === undefined) {
-      let after: [number, string] | undefined;
+      const fetchPage = (after?: [number, string]): Promise<unknown> => this.#host.peers.call(this.#addr(m), 'files.entries', { tree: this.cfg.name, buckets: diff, ...(after ? { after } : {}) }, { timeoutMs });
+      let pagePromise = fetchPage();
       for (;;) {
-        const page = decodeEntriesRes(await this.#host.peers.call(this.#addr(m), 'files.entries', { tree: this.cfg.name, buckets: diff, ...(after ? { after } : {}) }, { timeoutMs }));
+        const page = decodeEntriesRes(await pagePromise);
+        // The next page is requested while this one is applied.
+        if (page.next !== undefined) {
+          pagePromise = fetchPage([page.next.bucket, page.next.path]);
+          pagePromise.catch(() => undefined);
+        }
         const r = await this.applyRemote(m.name, page.entries);
         failed += r.failed;
         pending += r.skipped;
         if (page.next === undefined) break;
-        after = [page.next.bucket, page.next.path];
       }
       diff = this.#summary.diff(res.summary);
     }

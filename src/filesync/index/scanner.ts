@@ -7,8 +7,8 @@
  * never indexed.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { FileSyncError } from '../errors.ts';
@@ -54,9 +54,25 @@ export interface ScanResult {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Read buffers of hashFile, reused (hashing runs one file at a time per call chain). */
+const HASH_READ = 1 << 20;
+const hashBufs: Buffer[] = [];
+
+/** SHA-256 (hex) of a file's content; reads ≤ 1 MiB at a time into a reused buffer. */
 export async function hashFile(abs: string): Promise<string> {
   const h = createHash('sha256');
-  for await (const chunk of createReadStream(abs, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  const fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const buf = hashBufs.pop() ?? Buffer.allocUnsafeSlow(HASH_READ);
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    hashBufs.push(buf);
+    await fh.close();
+  }
   return h.digest('hex');
 }
 
