@@ -11,6 +11,7 @@
  * Loopback packets traverse INPUT once, so summing a group's rules gives the group's total
  * gossip traffic; divided by N and seconds it is bytes per member per second.
  */
+import { Cluster } from '../../src/harness/cluster.ts';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
@@ -24,14 +25,9 @@ export class IptablesAccounting {
     this.chain = `MABENCH${process.pid}`.slice(0, 28);
   }
 
+  /** Same requirement as the harness's partitions: root and a working iptables. */
   static available(): boolean {
-    if (process.getuid?.() !== 0) return false;
-    try {
-      execFileSync('iptables', ['-w', '-S', 'INPUT'], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
+    return Cluster.canPartition();
   }
 
   #ipt(args: string[]): string {

@@ -16,18 +16,10 @@ import { MemoryPersistence } from '../../src/failover/persistence.ts';
 import type { Clock, PeerTransport, PoolMember, ResolvedService, TimerHandle } from '../../src/failover/types.ts';
 import { claimIntervals, checkHistory, type CheckResult } from '../../src/failover/history-checker.ts';
 import { silentLogger, type Logger } from '../../src/log/logger.ts';
+import { seededRandom } from '../../src/membership/sim.ts';
 
-/** mulberry32: small seeded PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The simulation's seeded PRNG (mulberry32), shared with the membership simulator. */
+export const prng = seededRandom;
 
 interface Ev {
   at: number;
