@@ -11,7 +11,9 @@
  *                  client → for each file with sigBytes > 0, in order, its signature in chunks of
  *                  ≤ SIG_CHUNK_BYTES (a chunk never spans two files), then end;
  *                  server → for each file, in order: its encoded DeltaOps (delta/wire.ts) up to
- *                  and including END, or a miss [3, reason] (not available, or failed midway)
+ *                  and including END, or a miss [3, reason] (not available, or failed midway);
+ *                  each message is one encoded op/miss or an array of 1..256 of them (small
+ *                  files share a message)
  *   Wire entry: [path, type 0|1|2 (file|dir|symlink), deleted, version, modifiedBy, mtimeSec,
  *                mtimeNsec, mode, uid, gid, size, hash: bin(32)|null, target|null]
  */

@@ -82,6 +82,10 @@ export async function openRegular(abs: string, ok: (st: BigIntStats) => boolean)
   return null;
 }
 
+/** A message of gathered ops is sent at this size or op count. */
+const GATHER_BYTES = 128 * 1024;
+const GATHER_OPS = 256;
+
 /** Files opened (and, when small, read) ahead of the one being sent. */
 const PREFETCH = 8;
 /** Files up to this size are read whole by the prefetch. */
@@ -119,15 +123,31 @@ function* bufferOps(data: Buffer): Generator<DeltaOp> {
  */
 export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile: OpenServable, throttle: Throttle | undefined, counters: TransferCounters): Promise<void> {
   const input = stream[Symbol.asyncIterator]();
+  // Encoded ops are gathered into one message (an array) up to GATHER_BYTES / GATHER_OPS, so
+  // small files share a frame; gathered ops go out before anything that may wait.
+  let gathered: Uint8Array[] = [];
+  let gatheredBytes = 0;
+  const flush = async (): Promise<void> => {
+    if (gathered.length === 0) return;
+    const msg = gathered.length === 1 ? gathered[0]! : gathered;
+    const n = gatheredBytes;
+    gathered = [];
+    gatheredBytes = 0;
+    if (throttle !== undefined) await throttle.take(n);
+    counters.opBytes += n;
+    await stream.write(msg);
+  };
   const send = async (chunk: Uint8Array): Promise<void> => {
-    if (throttle !== undefined) await throttle.take(chunk.length);
-    counters.opBytes += chunk.length;
-    await stream.write(chunk);
+    gathered.push(chunk);
+    gatheredBytes += chunk.length;
+    if (gatheredBytes >= GATHER_BYTES || gathered.length >= GATHER_OPS) await flush();
   };
   const ahead: Promise<Prepared>[] = [];
+  const ready: boolean[] = [];
   const fill = (from: number): void => {
     for (let k = ahead.length; k < Math.min(files.length, from + PREFETCH + 1); k++) {
       const p = prepare(openFile, files[k]!).catch(() => null);
+      void p.then(() => (ready[k] = true));
       ahead.push(p);
     }
   };
@@ -138,6 +158,7 @@ export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile
       fill(i);
       let sig: Signature | null = null;
       if (f.sigBytes > 0) {
+        await flush();
         const chunks: Uint8Array[] = [];
         let got = 0;
         while (got < f.sigBytes) {
@@ -152,12 +173,14 @@ export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile
         counters.sigBytes += got;
         sig = decodeSignature(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
       }
+      if (ready[i] !== true) await flush();
       const file = await ahead[i]!;
       if (file === null) {
         await send(encodeMiss(`no file with content ${f.hash.slice(0, 16)}… at ${f.path}`));
         continue;
       }
       try {
+        if (file.data === undefined) await flush(); // reading or rolling over a file may take a while
         const ops = file.data !== undefined ? bufferOps(file.data) : sig === null ? wholeFileOps(file.fh, file.size) : delta(sig, file.fh);
         for await (const op of ops) await send(encodeDeltaOp(op));
       } catch (e) {
@@ -169,6 +192,7 @@ export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile
         if (file.data === undefined) await file.fh.close().catch(() => undefined);
       }
     }
+    await flush();
     const extra = await input.next();
     if (extra.done !== true) throw new FileSyncError('E_WIRE', 'data after the last announced signature');
   } finally {
@@ -315,34 +339,39 @@ export async function fetchBatch(
       finishing.add(p);
       return q;
     };
-    for await (const c of stream) {
-      if (!(c instanceof Uint8Array)) throw new FileSyncError('E_WIRE', 'fetch chunk must be binary');
-      if (i >= items.length) throw new FileSyncError('E_WIRE', 'data after the last requested file');
-      counters.opBytes += c.length;
-      if (current === undefined) {
-        while (finishing.size >= MAX_FINISHING) await Promise.race(finishing);
-        current = startFile();
-      }
-      const miss = decodeMiss(c);
-      if (miss !== undefined) {
-        current.close(new FileSyncError('E_STALE', `peer could not send ${items[i]!.path}: ${miss}`));
-        current = undefined;
-        i++;
-        continue;
-      }
-      const op = decodeDeltaOp(c);
-      if (op.type === 'end') {
-        if (Buffer.from(op.sha256).toString('hex') !== items[i]!.hash) {
-          current.close(new FileSyncError('E_STALE', 'sender\'s file is not the requested version (changed since it was announced)'));
-        } else {
-          await current.push(op);
-          current.close();
+    for await (const msg of stream) {
+      // A message is one encoded op (or miss), or an array of them (GATHER_OPS at most).
+      const chunks = msg instanceof Uint8Array ? [msg] : Array.isArray(msg) && msg.length > 0 && msg.length <= GATHER_OPS ? (msg as unknown[]) : null;
+      if (chunks === null) throw new FileSyncError('E_WIRE', `fetch message must be binary or an array of 1..${GATHER_OPS} binaries`);
+      for (const c of chunks) {
+        if (!(c instanceof Uint8Array)) throw new FileSyncError('E_WIRE', 'fetch chunk must be binary');
+        if (i >= items.length) throw new FileSyncError('E_WIRE', 'data after the last requested file');
+        counters.opBytes += c.length;
+        if (current === undefined) {
+          while (finishing.size >= MAX_FINISHING) await Promise.race(finishing);
+          current = startFile();
         }
-        current = undefined;
-        i++;
-        continue;
+        const miss = decodeMiss(c);
+        if (miss !== undefined) {
+          current.close(new FileSyncError('E_STALE', `peer could not send ${items[i]!.path}: ${miss}`));
+          current = undefined;
+          i++;
+          continue;
+        }
+        const op = decodeDeltaOp(c);
+        if (op.type === 'end') {
+          if (Buffer.from(op.sha256).toString('hex') !== items[i]!.hash) {
+            current.close(new FileSyncError('E_STALE', 'sender\'s file is not the requested version (changed since it was announced)'));
+          } else {
+            await current.push(op);
+            current.close();
+          }
+          current = undefined;
+          i++;
+          continue;
+        }
+        await current.push(op);
       }
-      await current.push(op);
     }
     if (i < items.length) throw new FileSyncError('E_WIRE', `stream ended after ${i} of ${items.length} files`);
     await upload;
