@@ -126,3 +126,27 @@ test('fuzz: protocol decoders and the plugin output parser never throw', () => {
     assert.deepEqual(r.perfdata, [{ label, value: v, uom, warn: '1', crit: '2', min: 0, max: 100 }]);
   }), { numRuns: 500 });
 });
+
+const MARIADB = existsSync('/usr/sbin/mariadbd') && existsSync('/usr/bin/mariadb-install-db');
+
+test('mysql: a real throwaway MariaDB server is probed at protocol level, then fails when stopped', { skip: MARIADB ? false : 'no MariaDB server binaries (Debian mariadb-server)' }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mariadb-probe-'));
+  const port = await freePort();
+  const init = spawnSync('/usr/bin/mariadb-install-db', ['--no-defaults', `--datadir=${join(dir, 'data')}`, '--user=root', '--skip-test-db', '--auth-root-authentication-method=normal'], { encoding: 'utf8' });
+  assert.equal(init.status, 0, init.stderr);
+  const db: ChildProcess = spawn('/usr/sbin/mariadbd', [
+    '--no-defaults', `--datadir=${join(dir, 'data')}`, `--port=${port}`, '--bind-address=127.0.0.1',
+    `--socket=${join(dir, 'mysqld.sock')}`, `--pid-file=${join(dir, 'mysqld.pid')}`, '--user=root', '--skip-log-bin', '--innodb-buffer-pool-size=16M',
+  ], { stdio: 'ignore' });
+  try {
+    let up = await once(`mysql 127.0.0.1:${port} fails then critical`);
+    await until(async () => (up = await once(`mysql 127.0.0.1:${port} fails then critical`)).raw === 'OK', `mariadb to accept (${up.output})`);
+    assert.match(up.output, /MariaDB/i);
+  } finally {
+    db.kill('SIGTERM');
+    await new Promise((r) => db.once('exit', r));
+  }
+  const down = await once(`mysql 127.0.0.1:${port} fails then critical`);
+  assert.equal(down.raw, 'CRITICAL');
+  await rm(dir, { recursive: true, force: true });
+});
