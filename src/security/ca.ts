@@ -6,7 +6,8 @@
  * Files: <caDir>/ca.crt (0644), <caDir>/ca.key (0600, PKCS#8 PEM);
  *        <outDir>/node.crt (0644), node.key (0600, PKCS#8 PEM), ca.crt (copy of the pool CA).
  */
-import './reflect-shim.ts';
+// @peculiar/x509 pulls in tsyringe, which needs the Reflect metadata API: load the polyfill first.
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createPrivateKey, webcrypto, randomBytes, X509Certificate as NodeX509 } from 'node:crypto';
 import { access } from 'node:fs/promises';
