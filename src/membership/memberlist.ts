@@ -942,8 +942,23 @@ export class Memberlist {
         return;
       }
       this.#s.probeFailures++;
-      // Missing nacks mean *we* may be the problem (Lifeguard): raise our own health score.
-      this.#awareness.applyDelta(expectedNacks > 0 ? Math.max(0, expectedNacks - nacks) : 1);
+      // Missing nacks mean *we* may be the problem (Lifeguard): raise our own health score. The
+      // helpers were asked one probe timeout into the round and nack one probe timeout later, so
+      // their nacks land right around now: keep counting for half a timeout before judging, or
+      // every failed probe of a dead member would wrongly count as our own ill health (and
+      // stretch our probe interval just when confirmations are needed).
+      if (expectedNacks > 0 && this.#running) {
+        this.#acks.set(seq, {
+          ack: () => undefined,
+          nack: () => { nacks++; },
+          timer: this.#clock.setTimer(timeout / 2, () => {
+            this.#acks.delete(seq);
+            this.#awareness.applyDelta(Math.max(0, expectedNacks - nacks));
+          }),
+        });
+      } else {
+        this.#awareness.applyDelta(1);
+      }
       if (!this.#running) return;
       const cur = this.#table.get(node.name);
       if (cur && (cur.state === ALIVE || cur.state === SUSPECT)) {
