@@ -1,4 +1,4 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
 import { connect as netConnect } from 'node:net';
@@ -9,19 +9,10 @@ import { RpcServer } from '../../src/rpc/server.ts';
 import { RpcClientPool, type PeerAddress } from '../../src/rpc/client.ts';
 import { RpcError } from '../../src/rpc/errors.ts';
 import { clientTlsOptions, describeTlsError, type TlsMaterial } from '../../src/security/tls.ts';
-import { makePki, type Pki } from '../security/pki.ts';
+import { twoNodeFixture } from '../security/pki.ts';
 
-let pki: Pki;
-let web1: TlsMaterial;
-let web2: TlsMaterial;
+const fx = twoNodeFixture();
 const log = silentLogger();
-
-before(async () => {
-  pki = await makePki();
-  web1 = await pki.node('web1');
-  web2 = await pki.node('web2');
-});
-after(async () => pki.cleanup());
 
 interface Setup {
   server: RpcServer;
@@ -60,8 +51,8 @@ async function refusedCall(client: TlsMaterial, peer: PeerAddress, bus?: EventBu
 }
 
 test('happy path identifies both ends', async () => {
-  const s = await serve(web1);
-  const pool = new RpcClientPool({ tls: web2, logger: log });
+  const s = await serve(fx.web1);
+  const pool = new RpcClientPool({ tls: fx.web2, logger: log });
   try {
     assert.equal(await pool.call(s.peer, 'whoami', null), 'web2');
   } finally {
@@ -71,8 +62,8 @@ test('happy path identifies both ends', async () => {
 });
 
 test('server refuses a client certificate from a foreign CA', async () => {
-  const s = await serve(web1);
-  const intruder = await pki.node('web2', { foreign: true });
+  const s = await serve(fx.web1);
+  const intruder = await fx.pki.node('web2', { foreign: true });
   try {
     const seen = s.refusals();
     const err = await refusedCall(intruder, s.peer);
@@ -87,13 +78,13 @@ test('server refuses a client certificate from a foreign CA', async () => {
 });
 
 test('client refuses a server certificate from a foreign CA', async () => {
-  const impostor = await pki.node('web1', { foreign: true });
+  const impostor = await fx.pki.node('web1', { foreign: true });
   const s = await serve(impostor);
   const bus = new EventBus();
   const events: BusEvent<'rpc.peer_refused'>[] = [];
   bus.on('rpc.peer_refused', (e) => events.push(e));
   try {
-    const err = await refusedCall(web2, s.peer, bus);
+    const err = await refusedCall(fx.web2, s.peer, bus);
     assert.equal(err.code, 'tls_refused');
     assert.match(err.message, /certificate signed by unknown CA/);
     assert.equal(events.length, 1);
@@ -104,8 +95,8 @@ test('client refuses a server certificate from a foreign CA', async () => {
 });
 
 test('server refuses an expired client certificate', async () => {
-  const s = await serve(web1);
-  const stale = await pki.node('web2', { days: -1 });
+  const s = await serve(fx.web1);
+  const stale = await fx.pki.node('web2', { days: -1 });
   try {
     const seen = s.refusals();
     const err = await refusedCall(stale, s.peer);
@@ -117,10 +108,10 @@ test('server refuses an expired client certificate', async () => {
 });
 
 test('client refuses an expired server certificate', async () => {
-  const stale = await pki.node('web1', { days: -1 });
+  const stale = await fx.pki.node('web1', { days: -1 });
   const s = await serve(stale);
   try {
-    const err = await refusedCall(web2, s.peer);
+    const err = await refusedCall(fx.web2, s.peer);
     assert.equal(err.code, 'tls_refused');
     assert.match(err.message, /certificate expired/);
   } finally {
@@ -129,10 +120,10 @@ test('client refuses an expired server certificate', async () => {
 });
 
 test('client refuses a server that is not the node it asked for', async () => {
-  const web3 = await pki.node('web3');
+  const web3 = await fx.pki.node('web3');
   const s = await serve(web3);
   try {
-    const err = await refusedCall(web1, { ...s.peer, name: 'web2' });
+    const err = await refusedCall(fx.web1, { ...s.peer, name: 'web2' });
     assert.equal(err.code, 'tls_refused');
     assert.match(err.message, /name mismatch: expected web2, got web3/);
   } finally {
@@ -141,10 +132,10 @@ test('client refuses a server that is not the node it asked for', async () => {
 });
 
 test('a TLS 1.2-only client is refused', async () => {
-  const s = await serve(web1);
+  const s = await serve(fx.web1);
   try {
     const seen = s.refusals();
-    const sock = tlsConnect({ host: '127.0.0.1', port: s.peer.port, ...clientTlsOptions(web2, 'web1'), minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
+    const sock = tlsConnect({ host: '127.0.0.1', port: s.peer.port, ...clientTlsOptions(fx.web2, 'web1'), minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
     const [err] = (await once(sock, 'error').catch((e: unknown) => [e])) as [Error];
     assert.equal(describeTlsError(err), 'TLS version refused (TLS 1.3 required)');
     assert.equal((await seen).data.reason, 'TLS version refused (TLS 1.3 required)');
@@ -154,7 +145,7 @@ test('a TLS 1.2-only client is refused', async () => {
 });
 
 test('a peer that never finishes the handshake is dropped (slow loris)', async () => {
-  const s = await serve(web1, { handshakeTimeoutMs: 200 });
+  const s = await serve(fx.web1, { handshakeTimeoutMs: 200 });
   try {
     const seen = s.refusals();
     const sock = netConnect(s.peer.port, '127.0.0.1');
@@ -168,10 +159,10 @@ test('a peer that never finishes the handshake is dropped (slow loris)', async (
 });
 
 test('connecting to a closed port fails with connect_failed', async () => {
-  const s = await serve(web1);
+  const s = await serve(fx.web1);
   const port = s.peer.port;
   await s.server.close();
-  const err = await refusedCall(web2, { name: 'web1', host: '127.0.0.1', port });
+  const err = await refusedCall(fx.web2, { name: 'web1', host: '127.0.0.1', port });
   assert.equal(err.code, 'connect_failed');
   assert.match(err.message, /cannot connect to web1 \(127\.0\.0\.1:\d+\): connection refused/);
 });

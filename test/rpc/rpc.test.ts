@@ -1,4 +1,4 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:tls';
 import { once } from 'node:events';
@@ -9,23 +9,14 @@ import { RpcServer } from '../../src/rpc/server.ts';
 import { RpcClientPool, type PeerAddress } from '../../src/rpc/client.ts';
 import { RpcError } from '../../src/rpc/errors.ts';
 import { encodeFrame } from '../../src/rpc/frame.ts';
-import { clientTlsOptions, type TlsMaterial } from '../../src/security/tls.ts';
-import { makePki, type Pki } from '../security/pki.ts';
+import { clientTlsOptions } from '../../src/security/tls.ts';
+import { twoNodeFixture } from '../security/pki.ts';
 
-let pki: Pki;
-let web1: TlsMaterial;
-let web2: TlsMaterial;
+const fx = twoNodeFixture();
 const log = silentLogger();
 
-before(async () => {
-  pki = await makePki();
-  web1 = await pki.node('web1');
-  web2 = await pki.node('web2');
-});
-after(async () => pki.cleanup());
-
 async function startServer(opts: Partial<ConstructorParameters<typeof RpcServer>[0]> = {}): Promise<{ server: RpcServer; peer: PeerAddress }> {
-  const server = new RpcServer({ tls: web1, host: '127.0.0.1', port: 0, logger: log, ...opts });
+  const server = new RpcServer({ tls: fx.web1, host: '127.0.0.1', port: 0, logger: log, ...opts });
   server.handle('echo', async (body, ctx) => ({ body, peer: ctx.peer }));
   server.handle('fail', async () => {
     throw new RpcError('not_found', 'no such thing');
@@ -51,7 +42,7 @@ async function startServer(opts: Partial<ConstructorParameters<typeof RpcServer>
 
 test('mTLS call: peer identity from certificates, remote errors as RpcError without stacks', async () => {
   const { server, peer } = await startServer();
-  const pool = new RpcClientPool({ tls: web2, logger: log });
+  const pool = new RpcClientPool({ tls: fx.web2, logger: log });
   try {
     assert.deepEqual(await pool.call(peer, 'echo', { a: [1, 'x'], b: Buffer.from('hi') }), { body: { a: [1, 'x'], b: Buffer.from('hi') }, peer: 'web2' });
     await assert.rejects(pool.call(peer, 'fail', null), (e: unknown) => e instanceof RpcError && e.code === 'not_found' && e.message === 'no such thing');
@@ -66,7 +57,7 @@ test('mTLS call: peer identity from certificates, remote errors as RpcError with
 
 test('stream: 10 MB each way through one stream, with backpressure', async () => {
   const { server, peer } = await startServer();
-  const pool = new RpcClientPool({ tls: web2, logger: log });
+  const pool = new RpcClientPool({ tls: fx.web2, logger: log });
   try {
     const size = 10 * 1024 * 1024;
     const stream = await pool.openStream(peer, 'bulk', { reply: size });
@@ -107,7 +98,7 @@ test('many concurrent calls share one connection', async () => {
     await new Promise((r) => setTimeout(r, 5));
     return body;
   });
-  const pool = new RpcClientPool({ tls: web2, logger: log });
+  const pool = new RpcClientPool({ tls: fx.web2, logger: log });
   try {
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => pool.call(peer, i % 2 ? 'slow' : 'echo', i)));
     results.forEach((r, i) => assert.deepEqual(r, i % 2 ? i : { body: i, peer: 'web2' }));
@@ -129,7 +120,7 @@ test('timeout rejects with a clear error and the connection stays usable', async
     await held;
     return 'late';
   });
-  const pool = new RpcClientPool({ tls: web2, logger: log });
+  const pool = new RpcClientPool({ tls: fx.web2, logger: log });
   try {
     await assert.rejects(pool.call(peer, 'hang', null, { timeoutMs: 50 }), (e: unknown) => e instanceof RpcError && e.code === 'timeout' && /rpc hang to web1 timed out after \d+ ms/.test(e.message));
     assert.deepEqual(await pool.call(peer, 'echo', 1), { body: 1, peer: 'web2' });
@@ -152,7 +143,7 @@ test('server close waits for in-flight requests and refuses new ones', async () 
     await held;
     return 'done';
   });
-  const pool = new RpcClientPool({ tls: web2, logger: log });
+  const pool = new RpcClientPool({ tls: fx.web2, logger: log });
   try {
     const call = pool.call(peer, 'work', null);
     await inHandler;
@@ -173,10 +164,10 @@ test('server close waits for in-flight requests and refuses new ones', async () 
 test('garbage over a real TLS socket closes that connection; the server keeps serving', async () => {
   const bus = new EventBus();
   const { server, peer } = await startServer({ bus });
-  const pool = new RpcClientPool({ tls: web2, logger: log });
+  const pool = new RpcClientPool({ tls: fx.web2, logger: log });
   try {
     for (const garbage of [Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]), Buffer.concat([Buffer.from([0, 0, 0, 3]), Buffer.from([0xc1, 0xc1, 0xc1])]), encodeFrame({ t: 'res', id: 1, body: 1 })]) {
-      const s = connect({ host: '127.0.0.1', port: peer.port, ...clientTlsOptions(web2, 'web1') });
+      const s = connect({ host: '127.0.0.1', port: peer.port, ...clientTlsOptions(fx.web2, 'web1') });
       const chunks: Buffer[] = [];
       s.on('data', (c: Buffer) => chunks.push(c));
       await once(s, 'secureConnect');
@@ -195,11 +186,11 @@ test('garbage over a real TLS socket closes that connection; the server keeps se
 
 test('reconnects after the server restarts on the same port', async () => {
   const first = await startServer();
-  const pool = new RpcClientPool({ tls: web2, logger: log });
+  const pool = new RpcClientPool({ tls: fx.web2, logger: log });
   try {
     assert.deepEqual(await pool.call(first.peer, 'echo', 1), { body: 1, peer: 'web2' });
     await first.server.close();
-    const second = new RpcServer({ tls: web1, host: '127.0.0.1', port: first.peer.port, logger: log });
+    const second = new RpcServer({ tls: fx.web1, host: '127.0.0.1', port: first.peer.port, logger: log });
     second.handle('echo', async (b) => ['again', b]);
     await second.listen();
     try {
@@ -228,7 +219,7 @@ test('stream cancel and handler failure reach the other side', async () => {
     await stream.write('first');
     throw new RpcError('bad_input', 'rejected chunk');
   });
-  const pool = new RpcClientPool({ tls: web2, logger: log });
+  const pool = new RpcClientPool({ tls: fx.web2, logger: log });
   try {
     const s = await pool.openStream(peer, 'forever', null);
     await s.write('x');
@@ -254,7 +245,7 @@ test('bus sees nothing on the happy path', async () => {
   const events: BusEvent[] = [];
   bus.onAny((e) => events.push(e));
   const { server, peer } = await startServer({ bus });
-  const pool = new RpcClientPool({ tls: web2, logger: log, bus });
+  const pool = new RpcClientPool({ tls: fx.web2, logger: log, bus });
   try {
     await pool.call(peer, 'echo', 1);
     assert.deepEqual(events, []);

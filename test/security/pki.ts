@@ -6,6 +6,7 @@ import type { TlsFiles } from '../../src/config/types.ts';
 import { initCa, issueNodeCert, type IssueOptions } from '../../src/security/ca.ts';
 import { loadTlsMaterial, type TlsMaterial } from '../../src/security/tls.ts';
 import { readFile } from 'node:fs/promises';
+import { before, after } from 'node:test';
 
 export interface Pki {
   dir: string;
@@ -46,4 +47,22 @@ export async function makePki(): Promise<Pki> {
     },
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+export interface TwoNodes {
+  pki: Pki;
+  web1: TlsMaterial;
+  web2: TlsMaterial;
+}
+
+/** For a test file: a PKI with nodes web1 and web2, made before its tests and removed after them. */
+export function twoNodeFixture(): TwoNodes {
+  const fx = {} as TwoNodes;
+  before(async () => {
+    fx.pki = await makePki();
+    fx.web1 = await fx.pki.node('web1');
+    fx.web2 = await fx.pki.node('web2');
+  });
+  after(async () => fx.pki.cleanup());
+  return fx;
 }
