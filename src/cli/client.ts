@@ -23,6 +23,14 @@ export class ApiError extends Error {
   }
 }
 
+/** Socket or TCP target, bearer token when given. */
+function requestOptions(target: ApiTarget, method: string, path: string, headers: Record<string, string>): RequestOptions {
+  const h = target.token ? { ...headers, authorization: `Bearer ${target.token}` } : headers;
+  if (!target.url) return { socketPath: target.socketPath, path, method, headers: h };
+  const u = new URL(path, target.url);
+  return { hostname: u.hostname, port: u.port, path: u.pathname + u.search, method, headers: h };
+}
+
 /** Sends one request; resolves with the parsed JSON (or text) body of a 2xx answer. */
 export function apiRequest(target: ApiTarget, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -32,15 +40,7 @@ export function apiRequest(target: ApiTarget, method: string, path: string, body
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(payload.length);
     }
-    if (target.token) headers.authorization = `Bearer ${target.token}`;
-    let opts: RequestOptions;
-    if (target.url) {
-      const u = new URL(path, target.url);
-      opts = { hostname: u.hostname, port: u.port, path: u.pathname + u.search, method, headers };
-    } else {
-      opts = { socketPath: target.socketPath, path, method, headers };
-    }
-    const req = request(opts, (res) => {
+    const req = request(requestOptions(target, method, path, headers), (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -72,10 +72,7 @@ export function apiRequest(target: ApiTarget, method: string, path: string, body
 /** Streams NDJSON lines from a GET endpoint until the connection closes. */
 export function apiStream(target: ApiTarget, path: string, onLine: (obj: unknown) => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = target.token ? { authorization: `Bearer ${target.token}` } : {};
-    const u = target.url ? new URL(path, target.url) : undefined;
-    const opts: RequestOptions = u ? { hostname: u.hostname, port: u.port, path: u.pathname, headers } : { socketPath: target.socketPath, path, headers };
-    const req = request(opts, (res) => {
+    const req = request(requestOptions(target, 'GET', path, {}), (res) => {
       if ((res.statusCode ?? 500) >= 300) {
         reject(new ApiError(res.statusCode ?? 500, `events stream refused`));
         return;
