@@ -300,7 +300,13 @@ export class Memberlist {
         resolve();
       };
       const timer = this.#clock.setTimer(timeoutMs, finish);
-      this.#deadNode({ type: 'dead', incarnation: self.incarnation, node: this.name, from: this.name }, finish);
+      const intent: DeadMsg = { type: 'dead', incarnation: self.incarnation, node: this.name, from: this.name };
+      this.#deadNode(intent, finish);
+      // Gossip may spend a small transmit budget on recently dead members; tell a few live ones
+      // directly too, so a graceful leave is not mistaken for a failure.
+      for (const m of this.#table.randomMembers(this.config.gossipNodes, (x) => x.name !== this.name && (x.state === ALIVE || x.state === SUSPECT) && this.#reach(x))) {
+        this.#sendMsg(m.addr, intent);
+      }
       if (!others) finish();
     });
   }

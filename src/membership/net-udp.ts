@@ -80,6 +80,8 @@ function defaultAdvertise(bind: string): string {
 export class UdpTransport implements Transport {
   readonly #opts: UdpTransportOptions;
   #udp: dgram.Socket | null = null;
+  #pendingSends = 0;
+  #drained: (() => void) | undefined;
   #tcp: net.Server | null = null;
   #port = 0;
   #handler: TransportHandler | null = null;
@@ -138,7 +140,10 @@ export class UdpTransport implements Transport {
     } catch {
       return;
     }
-    this.#udp.send(data, hp.port, hp.host, () => undefined);
+    this.#pendingSends++;
+    this.#udp.send(data, hp.port, hp.host, () => {
+      if (--this.#pendingSends === 0) this.#drained?.();
+    });
   }
 
   request(to: string, data: Uint8Array, timeoutMs: number, cb: (err: Error | null, resp?: Uint8Array) => void): void {
@@ -187,6 +192,18 @@ export class UdpTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    // Sends are asynchronous: closing the socket first would drop the last packets, such as a
+    // graceful leave announced just before shutdown. Wait for them (bounded).
+    if (this.#pendingSends > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        this.#drained = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.#drained = undefined;
+    }
     for (const s of this.#open) s.destroy();
     this.#open.clear();
     const udp = this.#udp;
