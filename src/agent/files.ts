@@ -23,8 +23,9 @@ export async function startFiles(agent: Agent, cluster: ClusterServices): Promis
   }
   if (trees.length === 0) return undefined;
   for (const t of trees) {
-    const n = await removeStaleTempFiles(t.root);
-    if (n > 0) agent.logger.warn({ tree: t.name, removed: n }, 'removed temp files of transfers interrupted by a crash');
+    const { removed, kept } = await removeStaleTempFiles(t.root);
+    if (removed > 0) agent.logger.warn({ tree: t.name, removed }, 'removed temp files of transfers interrupted by a crash');
+    if (kept > 0) agent.logger.info({ tree: t.name, kept }, 'kept partial files of interrupted transfers: they resume');
   }
   const service = new FileSyncService(
     {

@@ -1,30 +1,40 @@
 /**
- * Crash recovery: temp files of transfers interrupted by a crash or kill -9 (`.multiall.*.tmp`,
- * names no peer may ever use, see safety.ts) are removed before a tree starts. They were never
- * visible under a real name; a transfer that was cut restarts from the index.
+ * Crash recovery, before a tree starts: temp files of transfers interrupted by a crash or kill -9
+ * (`.multiall.*.tmp`, names no peer may ever use, see safety.ts) are removed — they were never
+ * visible under a real name, and a transfer that was cut restarts from the index — except fresh
+ * partial files of resumable transfers (partial.ts), which the next fetch of the same content
+ * continues; partials older than PARTIAL_MAX_AGE_MS are removed too.
  *
- * Public interface: removeStaleTempFiles(root) → number removed. Depends on delta/patch.ts names.
+ * Public interface: removeStaleTempFiles(root) → {removed, kept}. Depends on delta/patch.ts
+ * names, partial.ts.
  */
-import { readdir, unlink } from 'node:fs/promises';
+import { lstat, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TEMP_PREFIX, TEMP_SUFFIX } from './delta/patch.ts';
+import { PARTIAL_MAX_AGE_MS, isPartialName } from './partial.ts';
 
-export async function removeStaleTempFiles(root: string): Promise<number> {
+export async function removeStaleTempFiles(root: string, now = Date.now()): Promise<{ removed: number; kept: number }> {
   let removed = 0;
+  let kept = 0;
   let entries;
   try {
     entries = await readdir(root, { withFileTypes: true, recursive: true });
   } catch {
-    return 0; // a missing root is the tree guard's business, not ours
+    return { removed, kept }; // a missing root is the tree guard's business, not ours
   }
   for (const e of entries) {
     if (!e.isFile() || !e.name.startsWith(TEMP_PREFIX) || !e.name.endsWith(TEMP_SUFFIX)) continue;
+    const abs = join(e.parentPath, e.name);
     try {
-      await unlink(join(e.parentPath, e.name));
+      if (isPartialName(e.name) && now - (await lstat(abs)).mtimeMs < PARTIAL_MAX_AGE_MS) {
+        kept++;
+        continue;
+      }
+      await unlink(abs);
       removed++;
     } catch {
       // gone already
     }
   }
-  return removed;
+  return { removed, kept };
 }

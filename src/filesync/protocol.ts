@@ -7,7 +7,10 @@
  *   files.summary  req {tree, summary: bin(4096)}                     res {summary: bin(4096), entries}
  *   files.entries  req {tree, buckets: uint[], after?: [bucket, path]} res {entries: Wire[], next?: [bucket, path]}
  *   files.notify   req {tree, entries: Wire[]}                         res {accepted}
- *   files.fetch    stream open {tree, files: [[path, hash: bin(32), sigBytes], …] (1..MAX_FETCH_FILES)};
+ *   files.fetch    stream open {tree, files: [[path, hash: bin(32), sigBytes, offset?], …] (1..MAX_FETCH_FILES)};
+ *                  offset > 0: the client already has that many first bytes of the content
+ *                  (resumed transfer): the ops produce only what follows, END still covers the
+ *                  whole file;
  *                  client → for each file with sigBytes > 0, in order, its signature in chunks of
  *                  ≤ SIG_CHUNK_BYTES (a chunk never spans two files), then end;
  *                  server → for each file, in order: its encoded DeltaOps (delta/wire.ts) up to
@@ -160,19 +163,20 @@ export function decodeNotifyReq(v: unknown): NotifyReq {
   return { tree: treeName(field(v, 'tree')), entries: entries(field(v, 'entries')) };
 }
 
-export interface FetchFile { path: string; hash: string; sigBytes: number }
+export interface FetchFile { path: string; hash: string; sigBytes: number; offset: number }
 export interface FetchReq { tree: string; files: FetchFile[] }
 export function decodeFetchReq(v: unknown): FetchReq {
   if (!isObj(v)) wire('fetch request must be a map');
   const tree = treeName(field(v, 'tree'));
   const f = field(v, 'files');
-  if (!Array.isArray(f) || f.length === 0 || f.length > MAX_FETCH_FILES) wire(`files must be 1..${MAX_FETCH_FILES} [path, hash, sigBytes] entries`);
+  if (!Array.isArray(f) || f.length === 0 || f.length > MAX_FETCH_FILES) wire(`files must be 1..${MAX_FETCH_FILES} [path, hash, sigBytes, offset?] entries`);
   const files = f.map((x: unknown): FetchFile => {
-    if (!Array.isArray(x) || x.length !== 3) wire('a fetch file must be [path, hash, sigBytes]');
+    if (!Array.isArray(x) || (x.length !== 3 && x.length !== 4)) wire('a fetch file must be [path, hash, sigBytes, offset?]');
     return {
       path: validatePeerPath(x[0]),
       hash: Buffer.from(bin(x[1], 32, 'hash')).toString('hex'),
       sigBytes: uint(x[2], MAX_SIGNATURE_BYTES, 'sigBytes'),
+      offset: x.length === 4 ? uint(x[3], MAX_FILE_SIZE, 'offset') : 0,
     };
   });
   return { tree, files };

@@ -10,11 +10,13 @@
  * - serveFetch (sender): for each requested file, delta(sig, file) against the receiver's
  *   signature, or the whole file as LITERAL chunks + END when it sent none; a miss when the
  *   file is not available (or failed midway); optionally throttled.
- * An interrupted transfer restarts from scratch (patch() removes its temp file); with a basis
- * the restart costs only the delta again.
+ * Resumable: a file whose item carries `patch.partial` (partial.ts) is written into a partial
+ * file kept when the transfer is cut; the next fetch sends its size as `offset` and the sender
+ * sends only what follows (delta against the basis, or literal), with END over the whole file.
  * Depends on: delta/ (signature, delta, patch, wire codecs), rpc RpcStream, protocol.ts.
  */
 import { createHash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -37,18 +39,40 @@ export interface TransferCounters {
   opBytes: number;
   /** Bytes of signature sent (or received). */
   sigBytes: number;
+  /** Bytes of files completed from partial files of earlier, interrupted transfers (not fetched again). */
+  resumedBytes: number;
+}
+
+/** What the receiver already has of a file (its first `size` bytes), hashed. */
+interface Prefix {
+  sha: Hash;
+  size: number;
 }
 
 const READ_BUF = 1 << 20;
 
+/** Reads (from its position) and hashes the first `n` bytes of `fh`; fewer if it is shorter. */
+async function readPrefix(fh: FileHandle, n: number): Promise<Prefix> {
+  const sha = createHash('sha256');
+  const buf = Buffer.allocUnsafe(Math.max(1, Math.min(READ_BUF, n)));
+  let size = 0;
+  while (size < n) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, n - size), null);
+    if (bytesRead === 0) break;
+    sha.update(buf.subarray(0, bytesRead));
+    size += bytesRead;
+  }
+  return { sha, size };
+}
+
 /**
  * Whole file as literal ops + END (no rolling: nothing to match against). Reads up to 1 MiB per
  * read() and stops at `size` (from fstat): a file that changed meanwhile gets a different SHA-256
- * in END, which the receiver rejects.
+ * in END, which the receiver rejects. After a `prefix` (resumed transfer) only the rest is sent.
  */
-export async function* wholeFileOps(fh: FileHandle, size: number): AsyncGenerator<DeltaOp> {
-  const sha = createHash('sha256');
-  let total = 0;
+export async function* wholeFileOps(fh: FileHandle, size: number, prefix?: Prefix): AsyncGenerator<DeltaOp> {
+  const sha = prefix?.sha ?? createHash('sha256');
+  let total = prefix?.size ?? 0;
   while (total < size) {
     const buf = Buffer.allocUnsafe(Math.min(READ_BUF, size - total));
     const { bytesRead } = await fh.read(buf, 0, buf.length, null);
@@ -111,9 +135,9 @@ async function prepare(openFile: OpenServable, f: FetchFile): Promise<Prepared> 
   return { ...file, data: data.subarray(0, got) };
 }
 
-/** Whole-file ops of content already in memory. */
-function* bufferOps(data: Buffer): Generator<DeltaOp> {
-  for (let off = 0; off < data.length; off += MAX_LITERAL) yield { type: 'literal', data: data.subarray(off, Math.min(data.length, off + MAX_LITERAL)) };
+/** Whole-file ops of content already in memory (from byte `from` on, for a resumed transfer). */
+function* bufferOps(data: Buffer, from: number): Generator<DeltaOp> {
+  for (let off = Math.min(from, data.length); off < data.length; off += MAX_LITERAL) yield { type: 'literal', data: data.subarray(off, Math.min(data.length, off + MAX_LITERAL)) };
   yield { type: 'end', size: data.length, sha256: new Uint8Array(createHash('sha256').update(data).digest()) };
 }
 
@@ -181,7 +205,9 @@ export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile
       }
       try {
         if (file.data === undefined) await flush(); // reading or rolling over a file may take a while
-        const ops = file.data !== undefined ? bufferOps(file.data) : sig === null ? wholeFileOps(file.fh, file.size) : delta(sig, file.fh);
+        // A resuming receiver has the first f.offset bytes: they are only hashed here, for END.
+        const prefix = file.data === undefined && f.offset > 0 ? await readPrefix(file.fh, Math.min(f.offset, file.size)) : undefined;
+        const ops = file.data !== undefined ? bufferOps(file.data, f.offset) : sig === null ? wholeFileOps(file.fh, file.size, prefix) : delta(sig, file.fh, prefix);
         for await (const op of ops) await send(encodeDeltaOp(op));
       } catch (e) {
         if (e instanceof FileSyncError && e.code === 'E_WIRE') throw e;
@@ -312,7 +338,8 @@ export async function fetchBatch(
     sigs.push(sig);
     enc.push(e);
   }
-  const stream = await openStream({ tree, files: items.map((it, i) => [it.path, Buffer.from(it.hash, 'hex'), enc[i]!.length]) });
+  const offset = (it: FetchItem): number => it.patch.partial?.offset ?? 0;
+  const stream = await openStream({ tree, files: items.map((it, i) => [it.path, Buffer.from(it.hash, 'hex'), enc[i]!.length, ...(offset(it) > 0 ? [offset(it)] : [])]) });
   const finishing = new Set<Promise<void>>();
   let current: OpQueue | undefined;
   try {
@@ -333,7 +360,10 @@ export async function fetchBatch(
       const idx = i;
       const q = new OpQueue();
       const p: Promise<void> = patch(it.basis, q, it.target, sigs[idx]!, { ...it.patch, maxSize: it.size }).then(
-        (r) => report(idx, r),
+        (r) => {
+          counters.resumedBytes += offset(it);
+          return report(idx, r);
+        },
         (e: unknown) => report(idx, e as Error),
       ).finally(() => finishing.delete(p));
       finishing.add(p);
@@ -385,9 +415,18 @@ export async function fetchBatch(
   await Promise.allSettled([...finishing]);
 }
 
-/** Did patch() fail because a weak+truncated strong sum matched wrongly (retry with full sums)? */
-export function falseBlockMatch(e: unknown, item: FetchItem): boolean {
-  return e instanceof FileSyncError && e.code === 'E_PATCH_HASH' && item.basis !== null && (item.strongLen ?? 0) < MAX_STRONG_LEN;
+/**
+ * The item to fetch once more after patch() rebuilt a wrong file, or null: after a false block
+ * match (weak + truncated strong sums matched wrongly) again with full-length sums, after a
+ * resumed transfer (the kept bytes proved wrong, e.g. a partial damaged by a crash; patch()
+ * removed it) again from byte 0.
+ */
+export function retryItem(e: unknown, item: FetchItem): FetchItem | null {
+  if (!(e instanceof FileSyncError) || e.code !== 'E_PATCH_HASH') return null;
+  const partial = item.patch.partial;
+  const falseMatch = item.basis !== null && (item.strongLen ?? 0) < MAX_STRONG_LEN;
+  if (!falseMatch && (partial?.offset ?? 0) === 0) return null;
+  return { ...item, strongLen: MAX_STRONG_LEN, patch: partial === undefined ? item.patch : { ...item.patch, partial: { path: partial.path, offset: 0 } } };
 }
 
 /** Local copy of a file we already have with the wanted content (rename/move, conflict copy). */

@@ -23,7 +23,7 @@ import type { Store } from '../state/store.ts';
 import type { Logger } from '../log/logger.ts';
 import { Summary, bucketOf } from './buckets.ts';
 import { FileSyncError } from './errors.ts';
-import { MAX_STRONG_LEN, TEMP_PREFIX, TEMP_SUFFIX, syncDir } from './delta/index.ts';
+import { TEMP_PREFIX, TEMP_SUFFIX, syncDir } from './delta/index.ts';
 import type { PatchOptions, PatchResult } from './delta/index.ts';
 import { applyMeta, clearForType, diskMatches, ensureDir, lstatOrNull, removePath, writeSymlink } from './diskops.ts';
 import { checkMassDelete, checkTree, initTree } from './guards.ts';
@@ -34,6 +34,7 @@ import { HashCache } from './index/hashcache.ts';
 import { scan } from './index/scanner.ts';
 import { IndexStore } from './indexstore.ts';
 import type { ConflictRow } from './indexstore.ts';
+import { preparePartial, RESUME_MIN_BYTES } from './partial.ts';
 import { PostSync } from './postsync.ts';
 import { MAX_ENTRIES_PER_MESSAGE, MAX_FETCH_FILES, decodeEntriesRes, decodeSummaryRes, encodeEntry } from './protocol.ts';
 import type { EntriesReq, FetchFile, FetchReq } from './protocol.ts';
@@ -41,7 +42,7 @@ import { resolve } from './resolve.ts';
 import type { FileVersion } from './resolve.ts';
 import { resolveInTree, validatePeerPath } from './safety.ts';
 import { Throttle } from './throttle.ts';
-import { MIN_DELTA_BASIS, copyLocal, falseBlockMatch, fetchBatch, openRegular, serveFetch } from './transfer.ts';
+import { MIN_DELTA_BASIS, copyLocal, fetchBatch, openRegular, retryItem, serveFetch } from './transfer.ts';
 import type { FetchItem, TransferCounters } from './transfer.ts';
 import type { IndexRecord, TreeConfig } from './types.ts';
 import { bump, compare, emptyVector } from './versionvector.ts';
@@ -96,8 +97,11 @@ export interface TreeStatus {
   /** Files hashed vs hashes reused by the last scan (a restart rehashes only changed files). */
   lastScan: { hashed: number; reused: number } | null;
   peers: PeerStatus[];
-  /** Wire bytes of content transfers (encoded delta ops and signatures) since start. */
-  bytes: { received: number; sent: number; sigSent: number; sigReceived: number };
+  /**
+   * Wire bytes of content transfers (encoded delta ops and signatures) since start; `resumed`:
+   * bytes of received files that came from partial files of interrupted transfers instead.
+   */
+  bytes: { received: number; sent: number; sigSent: number; sigReceived: number; resumed: number };
   files: { pulled: number; copiedLocally: number; deleted: number; metadataOnly: number };
 }
 
@@ -167,8 +171,8 @@ export class TreeSync {
   readonly #peers = new Map<string, PeerState>();
   readonly #throttle: Throttle | undefined;
   readonly #postSync: PostSync;
-  readonly #recv: TransferCounters = { opBytes: 0, sigBytes: 0 };
-  readonly #sent: TransferCounters = { opBytes: 0, sigBytes: 0 };
+  readonly #recv: TransferCounters = { opBytes: 0, sigBytes: 0, resumedBytes: 0 };
+  readonly #sent: TransferCounters = { opBytes: 0, sigBytes: 0, resumedBytes: 0 };
   readonly #files = { pulled: 0, copiedLocally: 0, deleted: 0, metadataOnly: 0 };
   #identity: TreeIdentity | undefined;
   #paused: string | undefined;
@@ -826,9 +830,10 @@ export class TreeSync {
         const b = batches[next++]!;
         await fetchBatch((body) => this.#host.peers.openStream(addr, 'files.fetch', body), this.cfg.name, b.map((j) => j.item), this.#recv, async (i, r) => {
           const j = b[i]!;
-          if (r instanceof Error && falseBlockMatch(r, j.item)) {
-            this.#log.info({ path: j.item.path }, 'false block match: fetching again with full-length block sums');
-            again.push({ ...j, item: { ...j.item, strongLen: MAX_STRONG_LEN } });
+          const retry = r instanceof Error ? retryItem(r, j.item) : null;
+          if (retry !== null) {
+            this.#log.info({ path: j.item.path, err: (r as Error).message }, 'rebuilt file was wrong (false block match or damaged partial): fetching it again from scratch');
+            again.push({ ...j, item: retry });
             return;
           }
           if (!(r instanceof Error)) this.#files.pulled++;
@@ -963,6 +968,7 @@ export class TreeSync {
       const opts = this.#patchOpts(r, abs, ctx, guard);
       if (await this.#copyFromLocal(r, abs, opts, ctx)) return null;
       const b = basis ?? (local !== undefined && !local.deleted && local.type === 'file' && local.size >= MIN_DELTA_BASIS ? abs : null);
+      if (r.size >= RESUME_MIN_BYTES) opts.partial = await preparePartial(abs, r.hash!);
       return { path: r.path, hash: r.hash!, size: r.size, basis: b, target: abs, patch: opts };
     }
     await applyMeta(abs, r, this.cfg);
@@ -1037,7 +1043,7 @@ export class TreeSync {
     return {
       tree: this.cfg.name, pool: this.cfg.pool, root: this.cfg.root, paused: this.#paused ?? null, watching: this.#watcher?.active === true,
       entries, tombstones, conflicts: this.#db.conflicts().length, lastScanAt: this.#lastScanAt, lastScan: this.#lastScan, peers,
-      bytes: { received: this.#recv.opBytes, sent: this.#sent.opBytes, sigSent: this.#recv.sigBytes, sigReceived: this.#sent.sigBytes },
+      bytes: { received: this.#recv.opBytes, sent: this.#sent.opBytes, sigSent: this.#recv.sigBytes, sigReceived: this.#sent.sigBytes, resumed: this.#recv.resumedBytes },
       files: { ...this.#files },
     };
   }

@@ -75,21 +75,25 @@ test('decoders: mutated valid bodies are decoded or rejected precisely', () => {
     onlyFileSyncErrors(() => decodeEntriesRes(viaWire({ entries: b.entries, next: [which % 300, junk] })));
     onlyFileSyncErrors(() => decodeFetchReq(viaWire({ tree: 'www', files: [['ok', Buffer.alloc(32), 0], [junk, Buffer.alloc(32), which]] })));
     onlyFileSyncErrors(() => decodeFetchReq(viaWire({ tree: 'www', files: [['ok', junk, which]] })));
+    onlyFileSyncErrors(() => decodeFetchReq(viaWire({ tree: 'www', files: [['ok', Buffer.alloc(32), 0, junk]] })));
     onlyFileSyncErrors(() => decodeEntriesReq(viaWire({ tree: 'www', buckets: [which % 300, field], after: junk })));
   }), { numRuns: 300 });
 });
 
 test('fetch requests: bounds, paths and sizes are checked; misses round-trip and never look like delta ops', () => {
   const h = Buffer.alloc(32, 1);
-  const ok = decodeFetchReq(viaWire({ tree: 'www', files: [['a/b', h, 0], ['c', h, 100]] }));
-  assert.deepEqual(ok, { tree: 'www', files: [{ path: 'a/b', hash: h.toString('hex'), sigBytes: 0 }, { path: 'c', hash: h.toString('hex'), sigBytes: 100 }] });
+  const ok = decodeFetchReq(viaWire({ tree: 'www', files: [['a/b', h, 0], ['c', h, 100, 5 << 20]] }));
+  assert.deepEqual(ok, { tree: 'www', files: [{ path: 'a/b', hash: h.toString('hex'), sigBytes: 0, offset: 0 }, { path: 'c', hash: h.toString('hex'), sigBytes: 100, offset: 5 << 20 }] });
   const bad = (body: unknown, re: RegExp): void => assert.throws(() => decodeFetchReq(viaWire(body)), (e: unknown) => e instanceof FileSyncError && re.test(e.message));
   bad({ tree: 'www', files: [] }, /files must be/);
   bad({ tree: 'www', files: Array.from({ length: MAX_FETCH_FILES + 1 }, (_, i) => [`f${i}`, h, 0]) }, /files must be/);
   bad({ tree: 'www', files: [['../x', h, 0]] }, /E_PATH/);
   bad({ tree: 'www', files: [['x', Buffer.alloc(31), 0]] }, /hash/);
   bad({ tree: 'www', files: [['x', h, 2 ** 40]] }, /sigBytes/);
-  bad({ tree: 'www', files: [['x', h]] }, /\[path, hash, sigBytes\]/);
+  bad({ tree: 'www', files: [['x', h]] }, /\[path, hash, sigBytes, offset\?\]/);
+  bad({ tree: 'www', files: [['x', h, 0, -1]] }, /offset/);
+  bad({ tree: 'www', files: [['x', h, 0, 2 ** 60]] }, /offset/);
+  bad({ tree: 'www', files: [['x', h, 0, 1, 2]] }, /\[path, hash, sigBytes, offset\?\]/);
   assert.equal(decodeMiss(encodeMiss('gone')), 'gone');
   assert.equal(decodeMiss(encodeMiss('x'.repeat(5000)))?.length, 512);
   fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {

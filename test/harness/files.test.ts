@@ -10,7 +10,9 @@ import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, readdi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { Cluster, waitFor } from '../../src/harness/cluster.ts';
+import { waitFor } from '../../src/harness/cluster.ts';
+import type { Cluster } from '../../src/harness/cluster.ts';
+import { treeCluster } from './files-cluster.ts';
 
 const NODES = ['s1', 's2', 's3'];
 const dir = mkdtempSync(join(tmpdir(), 'multiall-files-'));
@@ -21,21 +23,7 @@ const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('
 const same = (rel: string, nodes = NODES) => nodes.every((n) => existsSync(join(root(n), rel)) && sha(join(root(n), rel)) === sha(join(root('s1'), rel)));
 
 before(async () => {
-  for (const n of NODES) mkdirSync(root(n));
-  c = await Cluster.create({
-    nodes: NODES,
-    dir: join(dir, 'cluster'),
-    pools: [{
-      name: 'web', members: NODES,
-      settings: {
-        files: {
-          trees: [{ name: 'site', path: root('s1'), exclude: ['*.swp'], debounce: '200ms', scan_interval: '5s' }],
-          exceptions: { s2: { site: { path: root('s2') } }, s3: { site: { path: root('s3') } } },
-        },
-      },
-    }],
-  });
-  await c.startAll();
+  c = await treeCluster(dir, 'web', NODES, { name: 'site', exclude: ['*.swp'], debounce: '200ms', scan_interval: '5s' }, root);
 });
 after(async () => {
   await c?.destroy();

@@ -3,9 +3,12 @@
  * new file one byte at a time, updating the weak rolling sum in O(1); a hit in the hash table of
  * the basis' weak sums is confirmed with the strong sum. Emits coalesced COPY ranges, LITERAL
  * chunks of at most MAX_LITERAL bytes, then END with the new file's size and SHA-256.
+ * `prefix`: the source starts after bytes the receiver already has (a resumed transfer); they
+ * are already in `prefix.sha` and count in END's size, so END still describes the whole file.
  * Memory: one buffer of ~1 MiB + blockSize + MAX_LITERAL, whatever the file size.
  */
 import { createHash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { createBlockHasher } from './hashers.ts';
 import { MAX_LITERAL } from './limits.ts';
 import { weakSum } from './rolling.ts';
@@ -16,7 +19,7 @@ import { checkSignature } from './validate.ts';
 
 const READ_CHUNK = 1 << 20;
 
-export async function* delta(sig: Signature, src: ByteSource): AsyncGenerator<DeltaOp> {
+export async function* delta(sig: Signature, src: ByteSource, prefix?: { sha: Hash; size: number }): AsyncGenerator<DeltaOp> {
   checkSignature(sig);
   const bs = sig.blockSize;
   const sl = sig.strongLen;
@@ -54,13 +57,13 @@ export async function* delta(sig: Signature, src: ByteSource): AsyncGenerator<De
     return true;
   };
 
-  const sha = createHash('sha256');
+  const sha = prefix?.sha ?? createHash('sha256');
   const buf = new Uint8Array(READ_CHUNK + bs + MAX_LITERAL);
   let len = 0; // valid bytes in buf
   let pos = 0; // window start
   let lit = 0; // start of bytes not yet emitted (always <= pos)
   let eof = false;
-  let total = 0;
+  let total = prefix?.size ?? 0;
   let pendStart = -1;
   let pendCount = 0;
   const q: DeltaOp[] = [];

@@ -2,9 +2,13 @@
  * patch(): the receiver side. Rebuilds the new file from the basis and a DeltaOp stream into a
  * temp file next to the target, checks size and SHA-256 against the END op, then fsyncs and
  * renames over the target (atomic replace) and fsyncs the directory. On any failure the temp
- * file is removed and the target is left untouched.
+ * file is removed and the target is left untouched. A resumable transfer (`partial`) writes to a
+ * file named after the wanted content instead, continues after the bytes it already holds, and
+ * keeps what it received when the transfer is cut (but not when the content proved wrong).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -29,7 +33,18 @@ export interface PatchOptions {
   syncDir?: boolean;
   /** Last check before the rename (e.g. the target did not change meanwhile); throwing aborts. */
   beforeRename?: () => Promise<void>;
+  /**
+   * Resumable transfer: write into `path` (a name keyed by the wanted content, next to the
+   * target) instead of a random temp file, keeping its first `offset` bytes as the start of the
+   * output — the ops produce what follows. When the transfer fails before the content is
+   * verified, for a reason other than wrong content (connection cut, sender gone), the bytes
+   * received are flushed and the file is kept for a later call to resume from.
+   */
+  partial?: { path: string; offset: number };
 }
+
+/** Failures that prove the received bytes wrong: a partial file is not worth keeping then. */
+const BAD_CONTENT = new Set(['E_PATCH_HASH', 'E_DELTA', 'E_STALE']);
 
 export interface PatchResult {
   size: number;
@@ -62,11 +77,31 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
+async function writeAll(fh: FileHandle, data: Uint8Array, pos: number): Promise<void> {
   let off = 0;
   while (off < data.length) {
-    const { bytesWritten } = await fh.write(data, off, data.length - off);
+    const { bytesWritten } = await fh.write(data, off, data.length - off, pos + off);
     off += bytesWritten;
+  }
+}
+
+/** Opens a partial file for resuming: cut to `offset` bytes, which are hashed into `sha`. */
+async function openPartial(path: string, offset: number, mode: number, sha: Hash, buf: Buffer): Promise<FileHandle> {
+  const fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, mode);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size < offset) throw new FileSyncError('E_DELTA', `partial file ${path} holds ${st.size} bytes, fewer than the ${offset} to resume from`);
+    if (st.size > offset) await fh.truncate(offset);
+    for (let pos = 0; pos < offset;) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, offset - pos), pos);
+      if (bytesRead === 0) throw new FileSyncError('E_DELTA', `partial file ${path} shrank while resuming`);
+      sha.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    return fh;
+  } catch (e) {
+    await fh.close();
+    throw e;
   }
 }
 
@@ -86,9 +121,22 @@ export async function patch(
   const maxSize = opts.maxSize ?? MAX_FILE_SIZE;
   const bs = sig.blockSize;
   const nBlocks = sig.weak.length;
-  const tmp = tempPathFor(outFile);
+  const tmp = opts.partial?.path ?? tempPathFor(outFile);
+  const from = opts.partial?.offset ?? 0;
+  if (!Number.isSafeInteger(from) || from < 0 || from > maxSize) throw new FileSyncError('E_ARG', `cannot resume at byte ${from} of at most ${maxSize}`);
   let base: FileHandle | null = null;
   let out: FileHandle | null = null;
+  const sha = createHash('sha256');
+  // Literals and copied ranges are gathered so that a big file costs few write() calls; small
+  // files get a small buffer.
+  const wbuf = Buffer.allocUnsafe(Math.max(1, Math.min(WRITE_BUF, maxSize)));
+  let wlen = 0;
+  let written = from;
+  const flush = async (): Promise<void> => {
+    if (wlen > 0) await writeAll(out!, wbuf.subarray(0, wlen), written - wlen);
+    wlen = 0;
+  };
+  let verified = false;
   try {
     if (basis !== null) {
       base = await open(basis, 'r');
@@ -97,18 +145,7 @@ export async function patch(
         throw new FileSyncError('E_DELTA', `basis ${basis} is ${st.size} bytes, signature says ${sig.fileSize}: it changed since`);
       }
     }
-    out = await open(tmp, 'wx', opts.mode ?? 0o644);
-    const fh = out;
-    const sha = createHash('sha256');
-    // Literals and copied ranges are gathered so that a big file costs few write() calls; small
-    // files get a small buffer.
-    const wbuf = Buffer.allocUnsafe(Math.max(1, Math.min(WRITE_BUF, maxSize)));
-    let wlen = 0;
-    const flush = async (): Promise<void> => {
-      if (wlen > 0) await writeAll(fh, wbuf.subarray(0, wlen));
-      wlen = 0;
-    };
-    let written = 0;
+    out = opts.partial === undefined ? await open(tmp, 'wx', opts.mode ?? 0o644) : await openPartial(tmp, from, opts.mode ?? 0o644, sha, wbuf);
     let end: { size: number; sha256: Uint8Array } | null = null;
     for await (const op of ops) {
       if (end !== null) throw new FileSyncError('E_DELTA', `op '${op.type}' after end`);
@@ -149,6 +186,7 @@ export async function patch(
     const digest = new Uint8Array(sha.digest());
     if (end.size !== written) throw new FileSyncError('E_PATCH_HASH', `rebuilt ${written} bytes, sender announced ${end.size}`);
     if (Buffer.compare(digest, end.sha256) !== 0) throw new FileSyncError('E_PATCH_HASH', 'rebuilt file SHA-256 differs from the sender\'s');
+    verified = true;
     if (opts.mtime !== undefined) await out.utimes(new Date(), opts.mtime);
     const st = await out.stat({ bigint: true });
     // chown/chmod only when needed (neither changes the mtime or inode recorded from `st`).
@@ -164,9 +202,13 @@ export async function patch(
     if (opts.syncDir !== false) await syncDir(dirname(outFile));
     return { size: written, sha256: digest, ino: st.ino, mtimeNs: st.mtimeNs };
   } catch (err) {
-    if (out !== null) await out.close().catch(() => undefined);
+    const keep = opts.partial !== undefined && !verified && !(err instanceof FileSyncError && BAD_CONTENT.has(err.code));
+    if (out !== null) {
+      if (keep) await flush().catch(() => undefined);
+      await out.close().catch(() => undefined);
+    }
     out = null;
-    await unlink(tmp).catch(() => undefined);
+    if (!keep) await unlink(tmp).catch(() => undefined);
     throw err;
   } finally {
     if (out !== null) await out.close();
