@@ -22,8 +22,10 @@ import {
 import { ENCRYPTION_OVERHEAD, Keyring } from './keyring.ts';
 import {
   COMPOUND_HEADER_OVERHEAD, COMPOUND_PART_OVERHEAD, DecodeError, LIMITS, decode, encode, encodeCompound,
-  type AckMsg, type AliveMsg, type CoordMsg, type DeadMsg, type IndirectPingMsg, type Message, type PingMsg, type PushNodeState, type SuspectMsg,
+  type AckMsg, type AliveMsg, type CoordEntry, type CoordMsg, type DeadMsg, type IndirectPingMsg, type Message, type PingMsg,
+  type PpDiffMsg, type PpRowsMsg, type PushNodeState, type SuspectMsg,
 } from './messages.ts';
+import { JOIN_BUCKETS, bucketCount, decide, type MemberDigest } from './antientropy.ts';
 import { CoordinateClient, CoordinateError, distance, type Coordinate, type CoordinateConfig } from './coordinate.ts';
 import type { TopoMember } from './topology.ts';
 import {
@@ -108,6 +110,9 @@ export interface MemberlistStats {
   suspicionsRaised: number;
   refutes: number;
   pushPulls: number;
+  /** Full member rows sent / received in push/pull exchanges (digests and bucket hashes not counted). */
+  pushPullRowsSent: number;
+  pushPullRowsReceived: number;
   broadcastQueue: number;
   broadcastsDropped: number;
 }
@@ -189,6 +194,7 @@ export class Memberlist {
   readonly #s = {
     packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, authFailures: 0, decodeErrors: 0,
     probes: 0, indirectProbes: 0, tcpFallbacks: 0, probeFailures: 0, suspicionsRaised: 0, refutes: 0, pushPulls: 0,
+    pushPullRowsSent: 0, pushPullRowsReceived: 0,
   };
 
   constructor(opts: MemberlistOptions) {
@@ -247,7 +253,16 @@ export class Memberlist {
     const c = this.config;
     this.#timers.probe = this.#clock.setTimer(this.#rand() * c.probeInterval, () => this.#probeTick());
     this.#timers.gossip = this.#clock.setTimer(this.#rand() * c.gossipInterval, () => this.#gossipTick());
-    if (c.pushPullInterval > 0) this.#timers.pushPull = this.#clock.setTimer(this.#rand() * c.pushPullInterval, () => this.#pushPullTick());
+    if (c.pushPullInterval > 0) {
+      // The first exchange falls at a random fraction f of the *scaled* period for the cluster
+      // size known by then (we learn it by joining), as every later one does: after a mass start
+      // of a large cluster, anti-entropy load is spread as in steady state instead of every
+      // member exchanging within the first unscaled interval (memberlist's stagger).
+      const f = this.#rand();
+      this.#timers.pushPull = this.#clock.setTimer(f * c.pushPullInterval, () => {
+        this.#timers.pushPull = this.#clock.setTimer(f * (pushPullScale(c.pushPullInterval, this.#table.liveCount) - c.pushPullInterval), () => this.#pushPullTick());
+      });
+    }
     this.#timers.reap = this.#clock.setTimer(c.reapInterval, () => this.#reapTick());
     if (c.reconnectInterval > 0) this.#timers.reconnect = this.#clock.setTimer(c.reconnectInterval * (0.5 + this.#rand()), () => this.#reconnectTick());
   }
@@ -515,19 +530,39 @@ export class Memberlist {
     }
   }
 
-  /** Our view as push/pull rows (what a push/pull sends). */
+  /** Our whole view as push/pull rows. */
   localState(): PushNodeState[] {
-    const rows = this.#table.all().map((s): PushNodeState => ({ name: s.name, addr: s.addr, meta: s.meta, maint: s.maint, incarnation: s.incarnation, state: s.state }));
-    if (this.#coords) {
-      for (const r of rows) {
-        const c = r.name === this.name ? (this.#coordSeq > 0 ? { seq: this.#coordSeq, c: this.#coords.coordinate() } : undefined) : this.#peerCoords.get(r.name);
-        if (c) {
-          r.coordSeq = c.seq;
-          r.coord = c.c;
-        }
-      }
+    return this.#table.all().map((s) => this.#row(s));
+  }
+
+  /** One member as a push/pull row, with its coordinate when we know one. */
+  #row(s: NodeState): PushNodeState {
+    const r: PushNodeState = { name: s.name, addr: s.addr, meta: s.meta, maint: s.maint, incarnation: s.incarnation, state: s.state };
+    const c = this.#coordEntry(s.name);
+    if (c) {
+      r.coordSeq = c.seq;
+      r.coord = c.coord;
     }
-    return rows;
+    return r;
+  }
+
+  /** The coordinate we know for a member (ours once published), or undefined. */
+  #coordEntry(name: string): CoordEntry | undefined {
+    if (!this.#coords) return undefined;
+    if (name === this.name) return this.#coordSeq > 0 ? { node: name, seq: this.#coordSeq, coord: this.#coords.coordinate() } : undefined;
+    const e = this.#peerCoords.get(name);
+    return e ? { node: name, seq: e.seq, coord: e.c } : undefined;
+  }
+
+  /** Coordinate sequence per member for push/pull digests; null when coordinates are off. */
+  readonly #coordSeqOf = (name: string): number => (name === this.name ? this.#coordSeq : (this.#peerCoords.get(name)?.seq ?? 0));
+
+  #digest(s: NodeState): MemberDigest {
+    return { name: s.name, incarnation: s.incarnation, state: s.state, hash: this.#table.versionHashOf(s), coordSeq: this.#coords ? this.#coordSeqOf(s.name) : 0 };
+  }
+
+  #bucketHashes(buckets: number): Uint32Array {
+    return this.#table.bucketHashes(buckets, this.#coords ? this.#coordSeqOf : null);
   }
 
   #encodeMeta(meta: Record<string, unknown>): Uint8Array {
@@ -742,6 +777,7 @@ export class Memberlist {
       }
       if (r.coord && r.coordSeq !== undefined) this.#coordNode({ type: 'coord', node: r.name, seq: r.coordSeq, coord: r.coord }, false);
     }
+    this.#s.pushPullRowsReceived += remote.length;
   }
 
   // ---------------------------------------------------------------- network I/O
@@ -876,20 +912,99 @@ export class Memberlist {
       else reply(this.#wrap(encode({ type: 'err', message: `this is ${this.name}, not ${m.target}` })));
       return;
     }
-    if (m.type === 'pushPull') {
+    if (m.type === 'ppDigest') {
       this.#s.pushPulls++;
-      // Reply with our state first (the remote view is merged after), like memberlist.
-      reply(this.#wrap(encode({ type: 'pushPull', join: false, states: this.localState() })));
-      this.#mergeState(m.states);
+      if (m.join) this.#log.debug({ from: _from }, 'push/pull from a joining member');
+      reply(this.#wrap(encode(this.#diffFor(m.hashes))));
+      return;
+    }
+    if (m.type === 'ppRows') {
+      // Answer with what was asked for as it is now, then merge theirs (memberlist's order).
+      const rows = this.#rowsNamed(m.want);
+      const coords = m.wantCoords.map((n) => this.#coordEntry(n)).filter((c) => c !== undefined);
+      this.#s.pushPullRowsSent += rows.length;
+      reply(this.#wrap(encode({ type: 'ppRows', rows, coords, want: [], wantCoords: [] })));
+      this.#mergeState(m.rows);
+      for (const c of m.coords) this.#coordNode({ type: 'coord', ...c }, false);
       return;
     }
     reply(this.#wrap(encode({ type: 'err', message: `unexpected ${m.type} on stream` })));
   }
 
-  /** Reliable state exchange with one member; cb(null) once both sides' views are merged. */
+  /**
+   * Anti-entropy with one member, digest first (antientropy.ts): send our bucket hashes, get rows
+   * of buckets we lack and digests of buckets that differ, then exchange only the rows (or
+   * coordinates) one side lacks or has older. cb(null) once both sides' views are merged.
+   */
   #pushPull(addr: string, join: boolean, cb: (err: Error | null) => void): void {
     this.#s.pushPulls++;
-    const req = this.#wrap(encode({ type: 'pushPull', join, states: this.localState() }));
+    const hashes = this.#bucketHashes(join ? JOIN_BUCKETS : bucketCount(this.#table.liveCount));
+    this.#request(addr, { type: 'ppDigest', join, hashes }, 'ppDiff', (err, d) => {
+      if (err || d?.type !== 'ppDiff') return cb(err ?? new MemberlistError('unexpected push/pull response'));
+      const ex = this.#exchangeFor(hashes.length, d);
+      this.#mergeState(d.rows);
+      if (ex.rows.length === 0 && ex.coords.length === 0 && ex.want.length === 0 && ex.wantCoords.length === 0) return cb(null);
+      this.#s.pushPullRowsSent += ex.rows.length;
+      this.#request(addr, ex, 'ppRows', (err2, r) => {
+        if (err2 || r?.type !== 'ppRows') return cb(err2 ?? new MemberlistError('unexpected push/pull response'));
+        this.#mergeState(r.rows);
+        for (const c of r.coords) this.#coordNode({ type: 'coord', ...c }, false);
+        cb(null);
+      });
+    });
+  }
+
+  /** Responder, step 2: alive rows of buckets the initiator has empty, digests of the other differing ones. */
+  #diffFor(theirs: Uint32Array): PpDiffMsg {
+    const mine = this.#bucketHashes(theirs.length);
+    const mask = new Uint8Array(theirs.length); // 1 = send rows, 2 = send digests
+    const buckets: number[] = [];
+    for (let b = 0; b < theirs.length; b++) {
+      if (mine[b] === theirs[b]) continue;
+      mask[b] = theirs[b] === 0 ? 1 : 2;
+      if (mask[b] === 2) buckets.push(b);
+    }
+    const rows = this.#table.inBuckets(mask, 1).filter((s) => s.state === ALIVE).map((s) => this.#row(s));
+    const digests = buckets.length > 0 ? this.#table.inBuckets(mask, 2).map((s) => this.#digest(s)) : [];
+    this.#s.pushPullRowsSent += rows.length;
+    return { type: 'ppDiff', rows, buckets, digests };
+  }
+
+  /** Initiator, step 3: per member of the differing buckets, what to send and what to ask for. */
+  #exchangeFor(buckets: number, d: PpDiffMsg): PpRowsMsg {
+    const out: PpRowsMsg = { type: 'ppRows', rows: [], coords: [], want: [], wantCoords: [] };
+    const mask = new Uint8Array(buckets);
+    for (const b of d.buckets) if (b < buckets) mask[b] = 1;
+    const remote = new Map(d.digests.map((x) => [x.name, x]));
+    const apply = (local: NodeState | undefined, r: MemberDigest | undefined): void => {
+      const dec = decide(local && this.#digest(local), r);
+      const name = (local?.name ?? r?.name) as string;
+      if (dec.send === 'row' && local) out.rows.push(this.#row(local));
+      else if (dec.send === 'coord') {
+        const c = this.#coordEntry(name);
+        if (c) out.coords.push(c);
+      }
+      if (dec.want === 'row') out.want.push(name);
+      else if (dec.want === 'coord') out.wantCoords.push(name);
+    };
+    for (const s of this.#table.inBuckets(mask)) apply(s, remote.get(s.name));
+    for (const r of remote.values()) if (!this.#table.get(r.name)) apply(undefined, r);
+    return out;
+  }
+
+  /** Current rows of the named members we know. */
+  #rowsNamed(names: string[]): PushNodeState[] {
+    const rows: PushNodeState[] = [];
+    for (const n of names) {
+      const s = this.#table.get(n);
+      if (s) rows.push(this.#row(s));
+    }
+    return rows;
+  }
+
+  /** One reliable request/response over the transport, encrypted, decoded to the expected message type. */
+  #request(addr: string, msg: Message, expect: Message['type'], cb: (err: Error | null, m?: Message) => void): void {
+    const req = this.#wrap(encode(msg));
     this.#s.bytesSent += req.length;
     this.#transport.request(addr, req, this.config.tcpTimeout, (err, resp) => {
       if (!this.#running) return cb(new MemberlistError('shut down'));
@@ -901,13 +1016,13 @@ export class Memberlist {
       try {
         msgs = decode(plain);
       } catch (e) {
+        if (!(e instanceof DecodeError)) throw e;
         this.#s.decodeErrors++;
-        return cb(new MemberlistError(`undecodable push/pull response: ${(e as Error).message}`));
+        return cb(new MemberlistError(`undecodable ${expect} response: ${e.message}`));
       }
       const m = msgs[0];
-      if (!m || m.type !== 'pushPull') return cb(new MemberlistError(m?.type === 'err' ? `remote error: ${m.message}` : 'unexpected push/pull response'));
-      this.#mergeState(m.states);
-      cb(null);
+      if (!m || m.type !== expect) return cb(new MemberlistError(m?.type === 'err' ? `remote error: ${m.message}` : `unexpected ${m?.type ?? 'empty'} response, expected ${expect}`));
+      cb(null, m);
     });
   }
 

@@ -8,6 +8,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { ALIVE, LEFT, type MemberState } from './state.ts';
 import { decodeCoordinate, encodeCoordinate, type Coordinate } from './coordinate.ts';
+import { MAX_BUCKETS, type MemberDigest } from './antientropy.ts';
 
 export const MsgType = {
   ping: 0,
@@ -16,11 +17,14 @@ export const MsgType = {
   suspect: 3,
   alive: 4,
   dead: 5,
-  pushPull: 6,
   compound: 7,
   nack: 9,
   err: 10,
   coord: 11,
+  // 6 was the full-state pushPull, replaced by the digest-first exchange below (antientropy.ts).
+  ppDigest: 12,
+  ppDiff: 13,
+  ppRows: 14,
 } as const;
 
 export interface PingMsg { type: 'ping'; seq: number; target: string; sourceName: string; sourceAddr: string }
@@ -33,12 +37,18 @@ export interface AliveMsg { type: 'alive'; incarnation: number; node: string; ad
 /** from === node means the member left gracefully. */
 export interface DeadMsg { type: 'dead'; incarnation: number; node: string; from: string }
 export interface PushNodeState { name: string; addr: string; meta: Uint8Array; maint: string | null; incarnation: number; state: MemberState; coordSeq?: number; coord?: Coordinate }
-export interface PushPullMsg { type: 'pushPull'; join: boolean; states: PushNodeState[] }
+/** Push/pull step 1 (TCP request): the initiator's bucket hashes (a power-of-two count). */
+export interface PpDigestMsg { type: 'ppDigest'; join: boolean; hashes: Uint32Array }
+/** Step 2 (response): alive rows of buckets the initiator has empty; digests of other differing buckets. */
+export interface PpDiffMsg { type: 'ppDiff'; rows: PushNodeState[]; buckets: number[]; digests: MemberDigest[] }
+/** Step 3 (request) and 4 (response, want lists empty): rows and coordinates to merge, and the ones asked for. */
+export interface PpRowsMsg { type: 'ppRows'; rows: PushNodeState[]; coords: CoordEntry[]; want: string[]; wantCoords: string[] }
+export interface CoordEntry { node: string; seq: number; coord: Coordinate }
 export interface ErrMsg { type: 'err'; message: string }
 /** A member's latest Vivaldi coordinate, gossiped; seq orders a member's own updates. */
 export interface CoordMsg { type: 'coord'; node: string; seq: number; coord: Coordinate }
 
-export type Message = PingMsg | IndirectPingMsg | AckMsg | NackMsg | SuspectMsg | AliveMsg | DeadMsg | PushPullMsg | ErrMsg | CoordMsg;
+export type Message = PingMsg | IndirectPingMsg | AckMsg | NackMsg | SuspectMsg | AliveMsg | DeadMsg | PpDigestMsg | PpDiffMsg | PpRowsMsg | ErrMsg | CoordMsg;
 
 export type DecodeErrorCode = 'empty' | 'unknown_type' | 'malformed' | 'bad_field' | 'too_large' | 'nested_compound';
 
@@ -87,15 +97,23 @@ export function encode(m: Message): Uint8Array {
     case 'suspect': return frame(MsgType.suspect, [m.incarnation, m.node, m.from]);
     case 'alive': return frame(MsgType.alive, [m.incarnation, m.node, m.addr, m.meta, m.maint]);
     case 'dead': return frame(MsgType.dead, [m.incarnation, m.node, m.from]);
-    case 'pushPull': {
-      const rows = m.states.map((s) => s.coord && s.coordSeq !== undefined
-        ? [s.name, s.addr, s.meta, s.maint, s.incarnation, s.state, s.coordSeq, encodeCoordinate(s.coord)]
-        : [s.name, s.addr, s.meta, s.maint, s.incarnation, s.state]);
-      return frame(MsgType.pushPull, [m.join, rows]);
+    case 'ppDigest': {
+      const h = new Uint8Array(4 * m.hashes.length);
+      const dv = new DataView(h.buffer);
+      m.hashes.forEach((x, i) => dv.setUint32(4 * i, x));
+      return frame(MsgType.ppDigest, [m.join, h]);
     }
+    case 'ppDiff': return frame(MsgType.ppDiff, [m.rows.map(encodeRow), m.buckets, m.digests.map((d) => [d.name, d.incarnation, d.state, d.hash, d.coordSeq])]);
+    case 'ppRows': return frame(MsgType.ppRows, [m.rows.map(encodeRow), m.coords.map((c) => [c.node, c.seq, encodeCoordinate(c.coord)]), m.want, m.wantCoords]);
     case 'err': return frame(MsgType.err, [m.message]);
     case 'coord': return frame(MsgType.coord, [m.node, m.seq, encodeCoordinate(m.coord)]);
   }
+}
+
+function encodeRow(s: PushNodeState): unknown[] {
+  return s.coord && s.coordSeq !== undefined
+    ? [s.name, s.addr, s.meta, s.maint, s.incarnation, s.state, s.coordSeq, encodeCoordinate(s.coord)]
+    : [s.name, s.addr, s.meta, s.maint, s.incarnation, s.state];
 }
 
 /** Pack already-encoded messages into one compound message (or return the single one). */
@@ -170,6 +188,31 @@ function coordinate(v: unknown, field: string): Coordinate {
   return c;
 }
 
+function list(v: unknown, field: string, max: number): unknown[] {
+  if (!Array.isArray(v)) bad(field, 'expected an array');
+  if (v.length > max) throw new DecodeError('too_large', `${field}: ${v.length} entries (limit ${max})`);
+  return v;
+}
+
+function memberState(v: unknown, field: string): MemberState {
+  const st = uint(v, field);
+  if (st < ALIVE || st > LEFT) bad(field, `unknown state ${st}`);
+  return st as MemberState;
+}
+
+function decodeRow(v: unknown, f: string): PushNodeState {
+  const r = arr(v, f, 6, 8);
+  const row: PushNodeState = {
+    name: str(r[0], `${f}.name`, LIMITS.name), addr: str(r[1], `${f}.addr`, LIMITS.addr), meta: bin(r[2], `${f}.meta`, LIMITS.meta),
+    maint: maint(r[3], `${f}.maint`), incarnation: uint(r[4], `${f}.incarnation`), state: memberState(r[5], `${f}.state`),
+  };
+  if (r.length === 8) {
+    row.coordSeq = uint(r[6], `${f}.coordSeq`);
+    row.coord = coordinate(r[7], `${f}.coord`);
+  }
+  return row;
+}
+
 function body(data: Uint8Array, type: string): unknown {
   try {
     return unpackr.unpack(data.subarray(1));
@@ -218,29 +261,46 @@ function decodeOne(data: Uint8Array): Message {
       const a = arr(body(data, 'dead'), 'dead', 3);
       return { type: 'dead', incarnation: uint(a[0], 'dead.incarnation'), node: str(a[1], 'dead.node', LIMITS.name), from: str(a[2], 'dead.from', LIMITS.name) };
     }
-    case MsgType.pushPull: {
-      const a = arr(body(data, 'pushPull'), 'pushPull', 2);
-      const join = bool(a[0], 'pushPull.join');
-      const rows = a[1];
-      if (!Array.isArray(rows)) bad('pushPull.states', 'expected an array');
-      if (rows.length > LIMITS.pushPullStates) throw new DecodeError('too_large', `pushPull: ${rows.length} states`);
-      const states: PushNodeState[] = new Array<PushNodeState>(rows.length);
-      for (let i = 0; i < rows.length; i++) {
-        const f = `pushPull.states[${i}]`;
-        const r = arr(rows[i], f, 6, 8);
-        const st = uint(r[5], `${f}.state`);
-        if (st < ALIVE || st > LEFT) bad(`${f}.state`, `unknown state ${st}`);
-        const row: PushNodeState = {
-          name: str(r[0], `${f}.name`, LIMITS.name), addr: str(r[1], `${f}.addr`, LIMITS.addr), meta: bin(r[2], `${f}.meta`, LIMITS.meta),
-          maint: maint(r[3], `${f}.maint`), incarnation: uint(r[4], `${f}.incarnation`), state: st as MemberState,
-        };
-        if (r.length === 8) {
-          row.coordSeq = uint(r[6], `${f}.coordSeq`);
-          row.coord = coordinate(r[7], `${f}.coord`);
-        }
-        states[i] = row;
-      }
-      return { type: 'pushPull', join, states };
+    case MsgType.ppDigest: {
+      const a = arr(body(data, 'ppDigest'), 'ppDigest', 2);
+      const join = bool(a[0], 'ppDigest.join');
+      const h = bin(a[1], 'ppDigest.hashes', 4 * MAX_BUCKETS);
+      const n = h.length / 4;
+      // A power of two (both sides pick buckets by masking the name hash), 1..MAX_BUCKETS.
+      if (n < 1 || !Number.isInteger(n) || (n & (n - 1)) !== 0) bad('ppDigest.hashes', `${h.length} bytes is not 4 × a power of two`);
+      const dv = new DataView(h.buffer, h.byteOffset, h.length);
+      const hashes = new Uint32Array(n);
+      for (let i = 0; i < n; i++) hashes[i] = dv.getUint32(4 * i);
+      return { type: 'ppDigest', join, hashes };
+    }
+    case MsgType.ppDiff: {
+      const a = arr(body(data, 'ppDiff'), 'ppDiff', 3);
+      const rows = list(a[0], 'ppDiff.rows', LIMITS.pushPullStates).map((r, i) => decodeRow(r, `ppDiff.rows[${i}]`));
+      const buckets = list(a[1], 'ppDiff.buckets', MAX_BUCKETS).map((b, i) => {
+        const v = uint(b, `ppDiff.buckets[${i}]`);
+        if (v >= MAX_BUCKETS) bad(`ppDiff.buckets[${i}]`, `bucket ${v} out of range`);
+        return v;
+      });
+      const digests = list(a[2], 'ppDiff.digests', LIMITS.pushPullStates).map((r, i): MemberDigest => {
+        const f = `ppDiff.digests[${i}]`;
+        const d = arr(r, f, 5);
+        const hash = uint(d[3], `${f}.hash`);
+        if (hash > 0xffffffff) bad(`${f}.hash`, 'not a 32-bit value');
+        return { name: str(d[0], `${f}.name`, LIMITS.name), incarnation: uint(d[1], `${f}.incarnation`), state: memberState(d[2], `${f}.state`), hash, coordSeq: uint(d[4], `${f}.coordSeq`) };
+      });
+      return { type: 'ppDiff', rows, buckets, digests };
+    }
+    case MsgType.ppRows: {
+      const a = arr(body(data, 'ppRows'), 'ppRows', 4);
+      const rows = list(a[0], 'ppRows.rows', LIMITS.pushPullStates).map((r, i) => decodeRow(r, `ppRows.rows[${i}]`));
+      const coords = list(a[1], 'ppRows.coords', LIMITS.pushPullStates).map((r, i): CoordEntry => {
+        const f = `ppRows.coords[${i}]`;
+        const c = arr(r, f, 3);
+        return { node: str(c[0], `${f}.node`, LIMITS.name), seq: uint(c[1], `${f}.seq`), coord: coordinate(c[2], `${f}.coord`) };
+      });
+      const want = list(a[2], 'ppRows.want', LIMITS.pushPullStates).map((n, i) => str(n, `ppRows.want[${i}]`, LIMITS.name));
+      const wantCoords = list(a[3], 'ppRows.wantCoords', LIMITS.pushPullStates).map((n, i) => str(n, `ppRows.wantCoords[${i}]`, LIMITS.name));
+      return { type: 'ppRows', rows, coords, want, wantCoords };
     }
     case MsgType.err: {
       const a = arr(body(data, 'err'), 'err', 1);

@@ -61,6 +61,63 @@ export interface MemberVersion {
   readonly meta: Uint8Array;
   readonly maint: string | null;
   readonly incarnation: number;
+  /** fnv1a32 of (addr, maint, meta, incarnation): the content part of a push/pull digest (antientropy.ts). */
+  readonly hash: number;
+}
+
+const utf8 = new TextEncoder();
+
+/** 32-bit FNV-1a over bytes, continuing from `h` (so fields can be chained). */
+export function fnv1a32(bytes: Uint8Array, h = 0x811c9dc5): number {
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ (bytes[i] as number), 0x01000193);
+  return h >>> 0;
+}
+
+/** FNV-1a of a string's UTF-8 bytes. */
+export function fnvString(s: string, h = 0x811c9dc5): number {
+  return fnv1a32(utf8.encode(s), h);
+}
+
+// 0xff never occurs in UTF-8, so it separates string fields unambiguously.
+const FIELD_SEP = new Uint8Array([0xff]);
+
+/**
+ * The content hash of one member version, part of its push/pull digest (docs/membership.md,
+ * "Push/pull"): FNV-1a over addr, 0xff, [maint, 0xff] or 0xff, meta, incarnation as u64 big-endian.
+ */
+export function versionHash(addr: string, meta: Uint8Array, maint: string | null, incarnation: number): number {
+  let h = fnv1a32(FIELD_SEP, fnvString(addr));
+  h = fnv1a32(FIELD_SEP, maint === null ? h : fnvString(maint, h));
+  h = fnv1a32(meta, h);
+  const inc = new Uint8Array(8);
+  const dv = new DataView(inc.buffer);
+  dv.setUint32(0, Math.floor(incarnation / 0x100000000));
+  dv.setUint32(4, incarnation >>> 0);
+  return fnv1a32(inc, h);
+}
+
+/** murmur3's 32-bit finalizer: spreads FNV's weak low bits before they pick a bucket. */
+export function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Push/pull digest bucket of a member (buckets is a power of two). */
+export function bucketOf(nameHash: number, buckets: number): number {
+  return mix32(nameHash) & (buckets - 1);
+}
+
+/**
+ * One member's contribution to its bucket's hash: everything a digest compares (name, version,
+ * state, coordinate sequence), mixed, never 0. Bucket hash = sum of contributions mod 2³².
+ */
+export function digestTerm(nameHash: number, verHash: number, state: MemberState, coordSeq: number): number {
+  const h = mix32(nameHash ^ mix32(verHash ^ Math.imul(state + 1, 0x9e3779b1) ^ mix32(coordSeq >>> 0)));
+  return h === 0 ? 1 : h;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -84,6 +141,7 @@ export class MemberRegistry {
   #refs = new Int32Array(64);
   readonly #free: number[] = [];
   readonly #versions: (MemberVersion[] | undefined)[] = [];
+  #nameHashes = new Uint32Array(64);
 
   /** Ids ever allocated (tables size their per-id arrays to this). */
   get highWater(): number {
@@ -103,6 +161,11 @@ export class MemberRegistry {
     return this.#names[id] as string;
   }
 
+  /** fnvString(name), cached: picks the member's push/pull digest bucket. */
+  nameHash(id: number): number {
+    return this.#nameHashes[id] as number;
+  }
+
   /** Id of `name`, allocating it if needed, and one more reference to it. */
   acquire(name: string): number {
     let id = this.#ids.get(name);
@@ -116,10 +179,14 @@ export class MemberRegistry {
           const r = new Int32Array(this.#refs.length * 2);
           r.set(this.#refs);
           this.#refs = r;
+          const h = new Uint32Array(this.#refs.length);
+          h.set(this.#nameHashes);
+          this.#nameHashes = h;
         }
       } else {
         this.#names[id] = name;
       }
+      this.#nameHashes[id] = fnvString(name);
       this.#ids.set(name, id);
     }
     this.#refs[id] = (this.#refs[id] as number) + 1;
@@ -146,7 +213,7 @@ export class MemberRegistry {
       const v = list[i] as MemberVersion;
       if (v.incarnation === incarnation && v.addr === addr && v.maint === maint && bytesEqual(v.meta, meta)) return v;
     }
-    const v: MemberVersion = { addr, meta, maint, incarnation };
+    const v: MemberVersion = { addr, meta, maint, incarnation, hash: versionHash(addr, meta, maint, incarnation) };
     if (list.length >= VERSION_CACHE) list.pop();
     list.unshift(v);
     return v;
@@ -316,6 +383,40 @@ export class MemberTable {
     const out = new Array<NodeState>(this.#n);
     for (let i = 0; i < this.#n; i++) out[i] = this.#entry(this.#list[i] as number);
     return out;
+  }
+
+  /**
+   * Push/pull digest: per bucket (member name → bucketOf) the sum of the members' digestTerm.
+   * Runs over the typed arrays directly: a 10k-member simulation computes it for every exchange.
+   */
+  bucketHashes(buckets: number, coordSeq: ((name: string) => number) | null): Uint32Array {
+    const out = new Uint32Array(buckets);
+    const st = this.#s;
+    for (let i = 0; i < this.#n; i++) {
+      const id = this.#list[i] as number;
+      const nh = st.reg.nameHash(id);
+      const cs = coordSeq ? coordSeq(st.reg.name(id)) : 0;
+      const b = bucketOf(nh, buckets);
+      out[b] = ((out[b] as number) + digestTerm(nh, (st.ver[id] as MemberVersion).hash, ((st.state[id] as number) & 3) as MemberState, cs)) >>> 0;
+    }
+    return out;
+  }
+
+  /** Entries whose bucket is marked `value` in `mask` (one byte per bucket). */
+  inBuckets(mask: Uint8Array, value = 1): NodeState[] {
+    const out: NodeState[] = [];
+    const reg = this.#s.reg;
+    for (let i = 0; i < this.#n; i++) {
+      const id = this.#list[i] as number;
+      if (mask[bucketOf(reg.nameHash(id), mask.length)] === value) out.push(this.#entry(id));
+    }
+    return out;
+  }
+
+  /** The content hash of an entry's current version (see versionHash). */
+  versionHashOf(s: NodeState): number {
+    if (s instanceof Entry) return (this.#s.ver[s.id] as MemberVersion).hash;
+    return versionHash(s.addr, s.meta, s.maint, s.incarnation);
   }
 
   /**

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DecodeError, decode, encode, encodeCompound, type Message } from '../../src/membership/messages.ts';
+import { DecodeError, decode, encode, encodeCompound, type CoordEntry, type Message } from '../../src/membership/messages.ts';
 import { Keyring, KeyringError, ENCRYPTION_OVERHEAD } from '../../src/membership/keyring.ts';
 import { randomBytes } from 'node:crypto';
+import { Packr } from 'msgpackr';
 
 const samples: Message[] = [
   { type: 'ping', seq: 1, target: 'n1', sourceName: 'n0', sourceAddr: '10.0.0.1:7946' },
@@ -14,7 +15,15 @@ const samples: Message[] = [
   { type: 'alive', incarnation: 9, node: 'n1', addr: '10.0.0.2:7946', meta: new Uint8Array([1, 2, 3]), maint: 'kernel upgrade' },
   { type: 'alive', incarnation: 1, node: 'n1', addr: '10.0.0.2:7946', meta: new Uint8Array(), maint: null },
   { type: 'dead', incarnation: 2, node: 'n1', from: 'n1' },
-  { type: 'pushPull', join: true, states: [{ name: 'a', addr: 'h:1', meta: new Uint8Array([9]), maint: null, incarnation: 4, state: 1 }] },
+  { type: 'ppDigest', join: true, hashes: new Uint32Array([0, 1, 0xffffffff, 77]) },
+  {
+    type: 'ppDiff', rows: [{ name: 'a', addr: 'h:1', meta: new Uint8Array([9]), maint: null, incarnation: 4, state: 0 }], buckets: [2, 3],
+    digests: [{ name: 'b', incarnation: 7, state: 1, hash: 0xdeadbeef, coordSeq: 0 }, { name: 'c', incarnation: 1, state: 3, hash: 5, coordSeq: 12 }],
+  },
+  {
+    type: 'ppRows', rows: [{ name: 'a', addr: 'h:1', meta: new Uint8Array([9]), maint: 'disk', incarnation: 4, state: 2 }], coords: [],
+    want: ['b', 'c'], wantCoords: ['d'],
+  },
   { type: 'err', message: 'nope' },
 ];
 
@@ -107,4 +116,45 @@ test('keyring fuzz: random data never decrypts and never throws', () => {
   fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
     assert.equal(ring.decrypt(bytes), null);
   }), { numRuns: 1000 });
+});
+
+test('codec: push/pull digest messages refuse malformed fields precisely', () => {
+  const packr = new Packr({ useRecords: false });
+  const msg = (type: number, body: unknown): Uint8Array => Uint8Array.from([type, ...packr.pack(body)]);
+  // 3 hashes: not a power of two; 0 bytes: no bucket.
+  assert.throws(() => decode(msg(12, [false, new Uint8Array(12)])), /ppDigest\.hashes: 12 bytes is not 4 × a power of two/);
+  assert.throws(() => decode(msg(12, [false, new Uint8Array(0)])), /ppDigest\.hashes/);
+  assert.throws(() => decode(msg(12, [false, new Uint8Array(4 * 8192)])), /ppDigest\.hashes: larger than/);
+  assert.throws(() => decode(msg(13, [[], [5000], []])), /ppDiff\.buckets\[0\]: bucket 5000 out of range/);
+  assert.throws(() => decode(msg(13, [[], [], [['b', 1, 0, 2 ** 32, 0]]])), /ppDiff\.digests\[0\]\.hash/);
+  assert.throws(() => decode(msg(13, [[], [], [['b', 1, 4, 1, 0]]])), /ppDiff\.digests\[0\]\.state: unknown state 4/);
+  assert.throws(() => decode(msg(14, [[], [], ['ok', 7], []])), /ppRows\.want\[1\]: expected a string/);
+  assert.throws(() => decode(msg(14, [[['a', 'h:1', new Uint8Array(), null, 1]], [], [], []])), /ppRows\.rows\[0\]: expected 6 or 8 fields/);
+  assert.throws(() => decode(msg(6, [false, []])), (e: unknown) => e instanceof DecodeError && e.code === 'unknown_type', 'the retired full-state type 6');
+});
+
+test('codec fuzz: random well-formed push/pull messages round-trip; mangled ones only give DecodeError', () => {
+  const name = fc.string({ minLength: 1, maxLength: 12 });
+  const rowArb = fc.record({
+    name, addr: fc.string({ minLength: 1, maxLength: 20 }), meta: fc.uint8Array({ maxLength: 40 }),
+    maint: fc.option(fc.string({ maxLength: 10 }), { nil: null }), incarnation: fc.nat(), state: fc.constantFrom(0, 1, 2, 3) as fc.Arbitrary<0 | 1 | 2 | 3>,
+  });
+  const digestArb = fc.record({ name, incarnation: fc.nat(), state: fc.constantFrom(0, 1, 2, 3) as fc.Arbitrary<0 | 1 | 2 | 3>, hash: fc.nat({ max: 0xffffffff }), coordSeq: fc.nat() });
+  const msgArb: fc.Arbitrary<Message> = fc.oneof(
+    fc.record({ type: fc.constant('ppDigest' as const), join: fc.boolean(), hashes: fc.integer({ min: 0, max: 6 }).chain((k) => fc.uint32Array({ minLength: 2 ** k, maxLength: 2 ** k })) }),
+    fc.record({ type: fc.constant('ppDiff' as const), rows: fc.array(rowArb, { maxLength: 5 }), buckets: fc.array(fc.nat({ max: 4095 }), { maxLength: 5 }), digests: fc.array(digestArb, { maxLength: 5 }) }),
+    fc.record({ type: fc.constant('ppRows' as const), rows: fc.array(rowArb, { maxLength: 5 }), coords: fc.constant<CoordEntry[]>([]), want: fc.array(name, { maxLength: 5 }), wantCoords: fc.array(name, { maxLength: 5 }) }),
+  );
+  fc.assert(fc.property(msgArb, fc.nat(), fc.nat(255), fc.boolean(), (m, pos, val, truncate) => {
+    const enc = encode(m);
+    assert.deepEqual(normalize(decode(enc)[0] as Message), normalize(m));
+    const b = Uint8Array.from(enc);
+    const p = pos % b.length;
+    const data = truncate ? b.subarray(0, p) : (b[p] = val, b);
+    try {
+      decode(data);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+    }
+  }), { numRuns: 3000 });
 });

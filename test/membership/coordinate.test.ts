@@ -154,10 +154,11 @@ const coordMsgs: Message[] = [
   { type: 'ack', seq: 7, coord: { vec: [0.001, 0, 0, 0, 0, 0, 0, 0.002], error: 0.5, adjustment: 0, height: 0.0001 } },
   { type: 'coord', node: 'n3', seq: 12, coord: newCoordinate() },
   {
-    type: 'pushPull', join: false, states: [
+    type: 'ppRows', rows: [
       { name: 'a', addr: 'h:1', meta: new Uint8Array([9]), maint: null, incarnation: 4, state: 0, coordSeq: 3, coord: newCoordinate() },
       { name: 'b', addr: 'h:2', meta: new Uint8Array(), maint: null, incarnation: 1, state: 0 },
     ],
+    coords: [{ node: 'c', seq: 9, coord: newCoordinate() }], want: [], wantCoords: [],
   },
 ];
 
