@@ -37,9 +37,10 @@ export async function startFiles(agent: Agent, cluster: ClusterServices): Promis
       logger: agent.logger.child({ component: 'files' }),
       members: (poolName) => {
         const pool = agent.pools().find((p) => p.name === poolName);
+        // This node is listed too (alive): a tree needs to know whether it is a source itself.
         return (pool?.members ?? [])
-          .filter((n) => n !== node)
           .map((name) => {
+            if (name === node) return { name, alive: true };
             const address = cluster.peerAddress(name);
             return { name, alive: cluster.memberlist.member(name)?.state === 'alive', ...(address ? { address } : {}) };
           });

@@ -13,6 +13,8 @@ export interface FilesEventMap {
   'files.synced': { tree: string; peer: string; applied: number; failed: number };
   'files.paused': { tree: string; reason: string };
   'files.resumed': { tree: string };
+  /** A one-way receiver undid local changes (paths: up to 100 of them). */
+  'files.reverted': { tree: string; removed: number; restored: number; failed: number; paths: string[] };
   'files.post_sync': { tree: string; command: string; exitCode: number | null; signal: string | null; durationMs: number; output: string };
 }
 

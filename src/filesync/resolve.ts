@@ -102,3 +102,17 @@ export function resolve(local: FileVersion | undefined, remote: FileVersion): De
     reason: 'concurrent changes with different content',
   };
 }
+
+/**
+ * Decision on a one-way receiver, whose disk mirrors the sources: the source's version is taken
+ * exactly as it is (its vector, not a merge) unless ours is the same or newer. No conflict
+ * copies here: concurrent versions only exist while the sources have not resolved them (they
+ * make the copies, which arrive as new paths); taking the peer's version as is means the
+ * sources' resolution, which dominates both, is taken too when it arrives.
+ */
+export function resolveMirror(local: FileVersion | undefined, remote: FileVersion): Decision {
+  if (local === undefined) return resolve(local, remote);
+  const order = compare(local.version, remote.version);
+  if (order === 'equal' || order === 'dominates') return { action: 'keep-local', version: local.version, reason: order === 'equal' ? 'in sync' : 'remote is older' };
+  return { action: 'take-remote', version: remote.version, reason: order === 'dominated' ? 'remote is newer' : 'one-way receiver: concurrent versions, the source\'s is taken as is' };
+}

@@ -38,7 +38,7 @@ import { preparePartial, RESUME_MIN_BYTES } from './partial.ts';
 import { PostSync } from './postsync.ts';
 import { MAX_ENTRIES_PER_MESSAGE, MAX_FETCH_FILES, decodeEntriesRes, decodeSummaryRes, encodeEntry } from './protocol.ts';
 import type { EntriesReq, FetchFile, FetchReq } from './protocol.ts';
-import { resolve } from './resolve.ts';
+import { resolve, resolveMirror } from './resolve.ts';
 import type { FileVersion } from './resolve.ts';
 import { resolveInTree, validatePeerPath } from './safety.ts';
 import { Throttle } from './throttle.ts';
@@ -55,7 +55,7 @@ export interface Member {
   alive: boolean;
 }
 
-/** Event sink (the agent's EventBus). Kinds: files.conflict, files.synced, files.paused, files.resumed, files.post_sync. */
+/** Event sink (the agent's EventBus). Kinds: files.conflict, files.synced, files.paused, files.resumed, files.reverted, files.post_sync. */
 export interface FilesEventSink {
   publish(kind: string, data: unknown): void;
 }
@@ -64,6 +64,7 @@ export interface TreeHost {
   node: string;
   store: Store;
   peers: Pick<RpcClientPool, 'call' | 'openStream'>;
+  /** Members of a pool; may list this node itself (needed for a one-way tree's source pool). */
   members(pool: string): Member[];
   bus?: FilesEventSink;
   logger: Logger;
@@ -148,6 +149,11 @@ interface FetchJob {
   done: (r: PatchResult | Error) => Promise<void>;
 }
 const depth = (p: string): number => p.split('/').length;
+/** `abs` as a delta basis if it is a regular file worth a signature, else null. */
+const fileBasis = async (abs: string): Promise<string | null> => {
+  const st = await lstatOrNull(abs);
+  return st !== null && st.isFile() && Number(st.size) >= MIN_DELTA_BASIS ? abs : null;
+};
 const under = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`);
 
 export class TreeSync {
@@ -185,6 +191,7 @@ export class TreeSync {
   #lastScan: { hashed: number; reused: number } | null = null;
   #stopped = false;
   #alive = new Set<string>();
+  #revertFailures = 0;
 
   constructor(cfg: TreeConfig, host: TreeHost) {
     this.cfg = cfg;
@@ -419,6 +426,10 @@ export class TreeSync {
     // An unreadable directory must not look like deleted content.
     const blind = res.problems.map((p) => p.path);
     for (const p of res.problems) this.#log.warn(p, 'scan problem');
+    if (this.#receiver) {
+      await this.#revertLocked(res.entries, blind);
+      return [];
+    }
     const node = this.#host.node;
     const changes: Change[] = [];
     let live = 0;
@@ -462,6 +473,95 @@ export class TreeSync {
     const bumped = changes.filter((c) => c.before === undefined || c.before.version !== c.after.version);
     if (bumped.length > 0) this.#log.info({ changes: bumped.length, deletes }, 'local changes recorded');
     return bumped;
+  }
+
+  /** A one-way receiver: member of the tree's pool but not of its source pool. */
+  get #receiver(): boolean {
+    return !this.isSource(this.#host.node);
+  }
+
+  /**
+   * Scan result on a one-way receiver. Its local changes get no version (they would never leave
+   * it): the disk is made to mirror the index — the sources' versions — again, which is what
+   * `rsync -a --delete` from a source would give. A modified or deleted path is restored (same
+   * content, other metadata: metadata only; else content from a local copy or a source, with the
+   * modified file as delta basis); an added path is removed. Removing needs the index to describe
+   * the sources, so it waits for the first complete catch-up with one (a receiver joining with
+   * files keeps them until then; those a source has are replaced by delta); and a removal of
+   * most of the tree is held by the mass-delete guard (pause; `resync` confirms), as local
+   * deletes are on a two-way node. Excluded paths are never touched.
+   */
+  async #revertLocked(disk: Map<string, Entry>, blind: string[]): Promise<void> {
+    const stat: Change[] = [];
+    const meta: IndexRecord[] = [];
+    const restore: IndexRecord[] = [];
+    let remove: string[] = [];
+    for (const e of disk.values()) {
+      const rec = this.#index.get(e.path);
+      if (rec === undefined || rec.deleted) remove.push(e.path);
+      else if (this.#differs(rec, e)) {
+        const same = rec.type === e.type && (e.type === 'dir' || (e.type === 'file' ? rec.hash === e.hash : rec.target === e.target));
+        (same ? meta : restore).push(rec);
+      } else if (rec.ino !== e.ino || rec.stMtimeNs !== e.mtimeNs || rec.racy !== (e.racy === true)) {
+        stat.push({ before: rec, after: { ...rec, ino: e.ino, stMtimeNs: e.mtimeNs, racy: e.racy === true } });
+      }
+    }
+    for (const r of this.#index.values()) {
+      if (r.deleted || disk.has(r.path) || blind.some((b) => under(r.path, b)) || this.#excluded(r.path, r.type === 'dir')) continue;
+      restore.push(r);
+    }
+    if (!this.#db.peers().some((p) => p.inSync)) remove = []; // no complete catch-up with a source yet
+    if (remove.length > 0 && !this.#allowMassDelete) {
+      const md = checkMassDelete(disk.size, remove.length, { maxPercent: this.cfg.maxDeletePercent });
+      if (!md.ok) {
+        this.#pause(`mass-delete: reverting local additions on a one-way receiver: ${md.message}`);
+        return;
+      }
+    }
+    this.#allowMassDelete = false;
+    this.#commit(stat);
+    const checked = new Set<string>();
+    let removed = 0;
+    let restored = 0;
+    let failed = 0;
+    for (const p of remove.sort((a, b) => depth(b) - depth(a))) {
+      try {
+        const abs = await resolveInTree(this.cfg.root, p, checked);
+        this.#selfWrite(p);
+        await removePath(abs);
+        removed++;
+      } catch (e) {
+        // A directory holding excluded content stays, as with rsync --delete.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY') failed++;
+        this.#log.debug({ path: p, err: (e as Error).message }, 'could not remove a local addition');
+      }
+    }
+    for (const r of meta) {
+      try {
+        const abs = await resolveInTree(this.cfg.root, r.path, checked);
+        this.#selfWrite(r.path, r.type === 'dir');
+        await applyMeta(abs, r, this.cfg);
+        this.#commit([{ before: r, after: await this.#recordFor(abs, r, r.version) }]);
+        restored++;
+      } catch (e) {
+        failed++;
+        this.#log.warn({ path: r.path, err: (e as Error).message }, 'could not restore metadata');
+      }
+    }
+    const source = this.#sources()[0]?.name ?? 'no reachable source';
+    const out = await this.#applyWork(source, restore.map((r) => ({ local: r, remote: r, d: { action: 'take-remote', version: r.version, reason: 'one-way receiver: revert a local change' } })));
+    this.#flushDb();
+    this.#selfWritesDone();
+    restored += out.applied;
+    failed += out.failed;
+    const paths = [...remove, ...meta.map((r) => r.path), ...restore.map((r) => r.path)];
+    if (paths.length === 0) return;
+    if (removed + restored > 0) this.#postSync.trigger(removed + restored);
+    this.#log.warn({ removed, restored, failed, paths: paths.slice(0, 20) }, 'one-way receiver: local changes reverted to the sources\' version');
+    this.#host.bus?.publish('files.reverted', { tree: this.cfg.name, removed, restored, failed, paths: paths.slice(0, 100) });
+    // A restore may fail while no source is reachable: try again, backing off.
+    this.#revertFailures = failed > 0 ? this.#revertFailures + 1 : 0;
+    if (failed > 0) this.#scheduleScan(Math.min(60_000, 1000 * 2 ** this.#revertFailures));
   }
 
   #differs(rec: IndexRecord, e: Entry): boolean {
@@ -691,110 +791,120 @@ export class TreeSync {
   /** Resolves and applies entries received from `peer`. */
   applyRemote(peer: string, remotes: FileVersion[]): Promise<{ applied: number; failed: number; skipped: number }> {
     return this.#serial(async () => {
-      const out = { applied: 0, failed: 0, skipped: 0 };
-      if (this.#stopped || this.#identity === undefined || this.#paused !== undefined) return out;
+      const none = { applied: 0, failed: 0, skipped: 0 };
+      if (this.#stopped || this.#identity === undefined || this.#paused !== undefined) return none;
       const check = await checkTree(this.cfg.root, this.#identity);
       if (!check.ok) {
         this.#pause(`${check.reason}: ${check.message}`);
-        return out;
+        return none;
       }
       const record: Change[] = [];
       const work: Work[] = [];
       for (const r of remotes) {
         if (this.#excluded(r.path, r.type === 'dir')) continue;
         const local = this.#index.get(r.path);
-        const d = resolve(local, r);
+        const d = this.#receiver ? resolveMirror(local, r) : resolve(local, r);
         if (d.action === 'keep-local') {
           if (local === undefined) record.push({ before: undefined, after: { ...r, ino: 0n, stMtimeNs: 0n, racy: false } });
           else if (compare(local.version, d.version) !== 'equal') record.push({ before: local, after: { ...local, version: d.version } });
         } else work.push({ local, remote: r, d });
       }
       this.#commit(record);
-      // No mass-delete check here: it runs where deletes originate (#scanLocked), the only place
-      // an unmount or a stray rm -rf can be told from intent; deletes an admin confirmed there
-      // must then reach every node.
-      // Writes first (parents before children), so moved content can still be copied locally;
-      // content from the network is fetched in batches once every directory exists; deletes
-      // last, deepest first; writes that failed for a not-yet-removed path retried after.
-      const writes = work.filter((w) => !(w.d.action === 'take-remote' && w.remote.deleted)).sort((a, b) => depth(a.remote.path) - depth(b.remote.path));
-      const dels = work.filter((w) => w.d.action === 'take-remote' && w.remote.deleted).sort((a, b) => depth(b.remote.path) - depth(a.remote.path));
-      const retry: Work[] = [];
-      const localChanges: IndexRecord[] = [];
-      const ctx: ApplyCtx = { checked: new Set(), syncDirs: new Set() };
-      let fetches: FetchJob[] = [];
-      const failed = (w: Work, e: unknown, last: boolean): void => {
-        if (e instanceof Skip) {
-          out.skipped++;
-          this.#scheduleScan();
-        } else if (!last && ['ENOTEMPTY', 'EISDIR', 'ENOTDIR', 'EEXIST'].includes((e as NodeJS.ErrnoException).code ?? '')) retry.push(w);
-        else {
-          out.failed++;
-          this.#log.warn({ peer, path: w.remote.path, err: (e as Error).message }, 'could not apply remote change');
-        }
-      };
-      const run = async (w: Work, last: boolean): Promise<void> => {
-        try {
-          const made = await this.#applyOne(peer, w.remote, w.d, ctx, (job) => {
-            fetches.push({
-              item: job.item,
-              done: async (r) => {
-                if (r instanceof Error) return failed(w, r, last);
-                try {
-                  await job.done(r);
-                  out.applied++;
-                } catch (e) {
-                  failed(w, e, last);
-                }
-              },
-            });
-          });
-          if (made === null) return; // content deferred to the fetch phase
-          localChanges.push(...made);
-          out.applied++;
-        } catch (e) {
-          failed(w, e, last);
-        }
-      };
-      const fetchPhase = async (): Promise<void> => {
-        const jobs = fetches;
-        fetches = [];
-        if (jobs.length > 0) await this.#fetchAll(peer, jobs);
-      };
-      try {
-        // Same-depth entries are independent (parents are one level up): several at once.
-        for (let i = 0; i < writes.length;) {
-          const d = depth(writes[i]!.remote.path);
-          let j = i;
-          while (j < writes.length && depth(writes[j]!.remote.path) === d) j++;
-          const level = writes.slice(i, j);
-          let next = 0;
-          await Promise.all(Array.from({ length: Math.min(APPLY_CONCURRENCY, level.length) }, async () => {
-            while (next < level.length) await run(level[next++]!, false);
-          }));
-          i = j;
-        }
-        await fetchPhase();
-        for (const w of dels) await run(w, false);
-        for (const w of retry.splice(0)) await run({ ...w, local: this.#index.get(w.remote.path) }, true);
-        await fetchPhase();
-        // Renames of this run become durable (one fsync per directory), then the index records.
-        const dirs = [...ctx.syncDirs];
-        let nd = 0;
-        await Promise.all(Array.from({ length: Math.min(8, dirs.length) }, async () => {
-          while (nd < dirs.length) await syncDir(dirs[nd++]!).catch(() => undefined);
-        }));
-      } finally {
-        this.#flushDb();
-        this.#selfWritesDone();
-      }
+      const out = await this.#applyWork(peer, work);
       if (out.applied > 0) {
         this.#postSync.trigger(out.applied);
         this.#host.bus?.publish('files.synced', { tree: this.cfg.name, peer, applied: out.applied, failed: out.failed });
         this.#log.info({ peer, ...out }, 'remote changes applied');
       }
-      if (localChanges.length > 0) void this.#notifyPeers(localChanges);
       return out;
     });
+  }
+
+  /**
+   * Applies take-remote and conflict decisions (in the lane): content comes from `peer` (or a
+   * local file with the same hash). Index records are saved at the end, in one transaction.
+   */
+  async #applyWork(peer: string, work: Work[]): Promise<{ applied: number; failed: number; skipped: number }> {
+    const out = { applied: 0, failed: 0, skipped: 0 };
+    // No mass-delete check here: it runs where deletes originate (#scanLocked), the only place
+    // an unmount or a stray rm -rf can be told from intent; deletes an admin confirmed there
+    // must then reach every node.
+    // Writes first (parents before children), so moved content can still be copied locally;
+    // content from the network is fetched in batches once every directory exists; deletes
+    // last, deepest first; writes that failed for a not-yet-removed path retried after.
+    const writes = work.filter((w) => !(w.d.action === 'take-remote' && w.remote.deleted)).sort((a, b) => depth(a.remote.path) - depth(b.remote.path));
+    const dels = work.filter((w) => w.d.action === 'take-remote' && w.remote.deleted).sort((a, b) => depth(b.remote.path) - depth(a.remote.path));
+    const retry: Work[] = [];
+    const localChanges: IndexRecord[] = [];
+    const ctx: ApplyCtx = { checked: new Set(), syncDirs: new Set() };
+    let fetches: FetchJob[] = [];
+    const failed = (w: Work, e: unknown, last: boolean): void => {
+      if (e instanceof Skip) {
+        out.skipped++;
+        this.#scheduleScan();
+      } else if (!last && ['ENOTEMPTY', 'EISDIR', 'ENOTDIR', 'EEXIST'].includes((e as NodeJS.ErrnoException).code ?? '')) retry.push(w);
+      else {
+        out.failed++;
+        this.#log.warn({ peer, path: w.remote.path, err: (e as Error).message }, 'could not apply remote change');
+      }
+    };
+    const run = async (w: Work, last: boolean): Promise<void> => {
+      try {
+        const made = await this.#applyOne(peer, w.remote, w.d, ctx, (job) => {
+          fetches.push({
+            item: job.item,
+            done: async (r) => {
+              if (r instanceof Error) return failed(w, r, last);
+              try {
+                await job.done(r);
+                out.applied++;
+              } catch (e) {
+                failed(w, e, last);
+              }
+            },
+          });
+        });
+        if (made === null) return; // content deferred to the fetch phase
+        localChanges.push(...made);
+        out.applied++;
+      } catch (e) {
+        failed(w, e, last);
+      }
+    };
+    const fetchPhase = async (): Promise<void> => {
+      const jobs = fetches;
+      fetches = [];
+      if (jobs.length > 0) await this.#fetchAll(peer, jobs);
+    };
+    try {
+      // Same-depth entries are independent (parents are one level up): several at once.
+      for (let i = 0; i < writes.length;) {
+        const d = depth(writes[i]!.remote.path);
+        let j = i;
+        while (j < writes.length && depth(writes[j]!.remote.path) === d) j++;
+        const level = writes.slice(i, j);
+        let next = 0;
+        await Promise.all(Array.from({ length: Math.min(APPLY_CONCURRENCY, level.length) }, async () => {
+          while (next < level.length) await run(level[next++]!, false);
+        }));
+        i = j;
+      }
+      await fetchPhase();
+      for (const w of dels) await run(w, false);
+      for (const w of retry.splice(0)) await run({ ...w, local: this.#index.get(w.remote.path) }, true);
+      await fetchPhase();
+      // Renames of this run become durable (one fsync per directory), then the index records.
+      const dirs = [...ctx.syncDirs];
+      let nd = 0;
+      await Promise.all(Array.from({ length: Math.min(8, dirs.length) }, async () => {
+        while (nd < dirs.length) await syncDir(dirs[nd++]!).catch(() => undefined);
+      }));
+    } finally {
+      this.#flushDb();
+      this.#selfWritesDone();
+    }
+    if (localChanges.length > 0) void this.#notifyPeers(localChanges);
+    return out;
   }
 
   /**
@@ -866,17 +976,21 @@ export class TreeSync {
   async #applyOne(peer: string, r: FileVersion, d: ReturnType<typeof resolve>, ctx: ApplyCtx, defer: (job: FetchJob) => void): Promise<IndexRecord[] | null> {
     const abs = await resolveInTree(this.cfg.root, r.path, ctx.checked);
     const local = this.#index.get(r.path);
+    // A one-way receiver mirrors the sources: what is on its disk is replaced, never kept.
+    const mirror = this.#receiver;
     // Last check right before a file's rename: a local edit made meanwhile wins.
-    const guard = async (): Promise<void> => {
+    const guard = mirror ? undefined : async (): Promise<void> => {
       if (!(await diskMatches(abs, this.#index.get(r.path)))) throw new Skip(`${r.path} changed locally during the transfer`);
     };
     // A new file touches the disk only by its final rename, which `guard` checks just before:
     // no separate check first. Anything else is checked before we touch it.
     const newFile = d.action === 'take-remote' && !r.deleted && r.type === 'file' && (local === undefined || local.deleted);
-    if (!newFile && !(await diskMatches(abs, local))) throw new Skip(`${r.path} changed locally since the last scan`);
+    const trusted = newFile && !mirror ? true : await diskMatches(abs, local);
+    if (!trusted && !mirror) throw new Skip(`${r.path} changed locally since the last scan`);
     this.#selfWrite(r.path, !r.deleted && r.type === 'dir');
     if (d.action === 'take-remote') {
-      const item = await this.#materialize(r, abs, local, null, ctx, true, guard);
+      // Receiver, disk not as indexed: rewritten whole, with the file found there as delta basis.
+      const item = trusted ? await this.#materialize(r, abs, local, null, ctx, true, guard) : await this.#materialize(r, abs, undefined, await fileBasis(abs), ctx);
       if (item !== null) {
         defer({
           item,

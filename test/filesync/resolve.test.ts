@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { bump, compare, emptyVector, merge, validateVector } from '../../src/filesync/versionvector.ts';
 import type { VersionVector } from '../../src/filesync/versionvector.ts';
-import { resolve } from '../../src/filesync/resolve.ts';
+import { resolve, resolveMirror } from '../../src/filesync/resolve.ts';
 import type { FileVersion } from '../../src/filesync/resolve.ts';
 import { conflictName } from '../../src/filesync/conflictname.ts';
 import { FileSyncError } from '../../src/filesync/errors.ts';
@@ -149,4 +149,26 @@ test('conflictName: extension kept, dotfiles, unsafe node names, length bound', 
   assert.equal(conflictName('Makefile', 'n/../x.y', T0), 'Makefile.conflict-n____x_y-20231114-221320');
   const long = conflictName(`${'é'.repeat(120)}.txt`, 'node', T0);
   assert.ok(Buffer.byteLength(long) <= 255 && long.endsWith('.conflict-node-20231114-221320.txt'));
+});
+
+test('one-way receiver: the source\'s version is taken as is unless ours is the same or newer; never a conflict', () => {
+  const src1 = fv({ version: vec({ s1: 2 }), modifiedBy: 's1', hash: 'bb' });
+  const src2 = fv({ version: vec({ s1: 1, s2: 1 }), modifiedBy: 's2', hash: 'cc', mtimeNs: T0 + 5n });
+  const older = fv({ version: vec({ s1: 1 }), modifiedBy: 's1' });
+  assert.equal(resolveMirror(src1, src1).action, 'keep-local');
+  assert.equal(resolveMirror(src1, older).action, 'keep-local', 'a stale source does not roll us back');
+  assert.deepEqual(resolveMirror(older, src1), { action: 'take-remote', version: src1.version, reason: 'remote is newer' });
+  // Concurrent (sources not yet resolved): taken with the source's own vector, not a merge, so
+  // the sources' resolution (which dominates both) is still taken when it comes.
+  const d = resolveMirror(src1, src2);
+  assert.equal(d.action, 'take-remote');
+  assert.deepEqual({ ...d.version }, { s1: 1, s2: 1 });
+  assert.equal(compare(merge(src1.version, src2.version), d.version), 'dominates');
+  assert.equal(resolveMirror(undefined, src1).action, 'take-remote');
+  assert.equal(resolveMirror(undefined, { ...src1, deleted: true }).action, 'keep-local');
+  fc.assert(fc.property(fc.dictionary(fc.constantFrom('s1', 's2', 's3'), fc.integer({ min: 1, max: 3 })), fc.dictionary(fc.constantFrom('s1', 's2', 's3'), fc.integer({ min: 1, max: 3 })), (x, y) => {
+    const r = resolveMirror(fv({ version: vec(x), modifiedBy: 's1' }), fv({ version: vec(y), modifiedBy: 's2', hash: 'dd' }));
+    assert.notEqual(r.action, 'conflict');
+    if (r.action === 'take-remote') assert.deepEqual({ ...r.version }, { ...vec(y) });
+  }));
 });
