@@ -75,6 +75,14 @@ export class IndexStore {
     });
   }
 
+  /** Forgets records (purged tombstones) in one transaction. */
+  remove(paths: string[]): void {
+    const del = this.#store.db.prepare('DELETE FROM fs_files WHERE tree = ? AND path = ?');
+    this.#store.transaction(() => {
+      for (const p of paths) del.run(this.#tree, p);
+    });
+  }
+
   identity(): TreeIdentity | undefined {
     const r = this.#store.db.prepare('SELECT tree_id, dev FROM fs_trees WHERE tree = ?').get(this.#tree) as { tree_id: string; dev: string } | undefined;
     return r === undefined ? undefined : { treeId: r.tree_id, dev: r.dev };

@@ -17,6 +17,8 @@
  *         scan_interval: 10m                # periodic full scan (safety net for missed events)
  *         max_delete_percent: 50
  *         bandwidth_limit: 10MB/s
+ *         tombstone_min_age: 24h            # purge a delete record once every member has it...
+ *         tombstone_max_age: 4320h          # ...or once this old in any case (180 days)
  *     exceptions:
  *       web3: { www: { disabled: true } }
  *       web4: { www: { path: /srv/www } }
@@ -29,6 +31,15 @@ import { z } from 'zod';
 import { durationSchema, parseDurationMs } from '../config/duration.ts';
 import { IgnoreMatcher } from './index/gitignore.ts';
 import type { TreeConfig } from './types.ts';
+
+export const DEFAULTS = {
+  debounceMs: 2000,
+  scanIntervalMs: 10 * 60_000,
+  maxDeletePercent: 50,
+  postSyncTimeoutMs: 30_000,
+  tombstoneMinAgeMs: 24 * 3600_000,
+  tombstoneMaxAgeMs: 180 * 24 * 3600_000,
+} as const;
 
 const RATE = /^(\d+(?:\.\d+)?)\s*(B|KB|kB|KiB|MB|MiB|GB|GiB)\/s$/;
 const RATE_UNIT: Record<string, number> = { B: 1, KB: 1e3, kB: 1e3, KiB: 1024, MB: 1e6, MiB: 1024 ** 2, GB: 1e9, GiB: 1024 ** 3 };
@@ -72,6 +83,12 @@ export const treeSchema = z.strictObject({
   bandwidth_limit: z.string().refine((s) => parseRate(s) !== undefined, {
     error: (iss) => `expected a rate of at least 1KB/s like 500KB/s, 10MB/s, 1GiB/s, got ${JSON.stringify(iss.input)}`,
   }).optional(),
+  tombstone_min_age: durationSchema.optional(),
+  tombstone_max_age: durationSchema.optional(),
+}).superRefine((t, ctx) => {
+  const min = t.tombstone_min_age === undefined ? DEFAULTS.tombstoneMinAgeMs : parseDurationMs(t.tombstone_min_age)!;
+  const max = t.tombstone_max_age === undefined ? DEFAULTS.tombstoneMaxAgeMs : parseDurationMs(t.tombstone_max_age)!;
+  if (min > max) ctx.addIssue({ code: 'custom', path: ['tombstone_max_age'], message: `tombstone_max_age (${max} ms) must not be below tombstone_min_age (${min} ms)` });
 });
 
 const exceptionSchema = z.union([z.strictObject({ disabled: z.literal(true) }), z.strictObject({ path: absPath })]);
@@ -90,12 +107,6 @@ export const filesSectionSchema = z.strictObject({
 
 export type FilesSection = z.output<typeof filesSectionSchema>;
 
-export const DEFAULTS = {
-  debounceMs: 2000,
-  scanIntervalMs: 10 * 60_000,
-  maxDeletePercent: 50,
-  postSyncTimeoutMs: 30_000,
-} as const;
 
 /**
  * The trees `node` syncs for `pool`, from that pool's (aggregated) section. Throws an Error
@@ -125,6 +136,8 @@ export function resolveTrees(section: FilesSection, ctx: { node: string; pool: s
       scanIntervalMs: t.scan_interval === undefined ? DEFAULTS.scanIntervalMs : parseDurationMs(t.scan_interval)!,
       maxDeletePercent: t.max_delete_percent ?? DEFAULTS.maxDeletePercent,
       bandwidthBps: t.bandwidth_limit === undefined ? undefined : parseRate(t.bandwidth_limit),
+      tombstoneMinAgeMs: t.tombstone_min_age === undefined ? DEFAULTS.tombstoneMinAgeMs : parseDurationMs(t.tombstone_min_age)!,
+      tombstoneMaxAgeMs: t.tombstone_max_age === undefined ? DEFAULTS.tombstoneMaxAgeMs : parseDurationMs(t.tombstone_max_age)!,
     });
   }
   for (const name of Object.keys(exc)) {

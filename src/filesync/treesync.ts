@@ -191,6 +191,9 @@ export class TreeSync {
   #lastScan: { hashed: number; reused: number } | null = null;
   #stopped = false;
   #alive = new Set<string>();
+  /** Paths of tombstones, and the members that confirmed each one (in memory). */
+  readonly #tombs = new Set<string>();
+  readonly #acks = new Map<string, Set<string>>();
   #revertFailures = 0;
 
   constructor(cfg: TreeConfig, host: TreeHost) {
@@ -267,6 +270,10 @@ export class TreeSync {
   #put(before: IndexRecord | undefined, after: IndexRecord): void {
     this.#summary.update(before, after);
     const old = this.#index.get(after.path);
+    // Confirmations were for that exact tombstone.
+    if (old === undefined || !old.deleted || !after.deleted || compare(old.version, after.version) !== 'equal') this.#acks.delete(after.path);
+    if (after.deleted) this.#tombs.add(after.path);
+    else this.#tombs.delete(after.path);
     if (old?.hash !== undefined && !old.deleted) {
       const set = this.#byHash.get(old.hash);
       set?.delete(old.path);
@@ -458,7 +465,8 @@ export class TreeSync {
       if (res.entries.has(r.path) || blind.some((b) => under(r.path, b))) continue;
       if (this.#excluded(r.path, r.type === 'dir')) continue; // newly excluded: forget silently (not a delete)
       deletes++;
-      changes.push({ before: r, after: { ...r, deleted: true, version: bump(r.version, node), modifiedBy: node, ino: 0n, stMtimeNs: 0n, racy: false } });
+      // A tombstone's mtime is the time of the delete: its age decides when it may be purged.
+      changes.push({ before: r, after: { ...r, deleted: true, version: bump(r.version, node), modifiedBy: node, mtimeNs: BigInt(Date.now()) * 1_000_000n, ino: 0n, stMtimeNs: 0n, racy: false } });
     }
     if (!this.#allowMassDelete) {
       const md = checkMassDelete(live, deletes, { maxPercent: this.cfg.maxDeletePercent });
@@ -620,6 +628,76 @@ export class TreeSync {
 
   catchUpAll(): void {
     for (const m of this.#sources()) this.scheduleCatchUp(m.name);
+    if (this.#tombs.size > 0) void this.#serial(async () => this.#purgeTombstones());
+  }
+
+  // ------------------------------------------------------------------ tombstone expiry
+
+  /** Age of a tombstone (its mtime is the time of the delete). */
+  #age(t: FileVersion, now: number): number {
+    return now - Number(t.mtimeNs / 1_000_000n);
+  }
+
+  #ack(path: string, peer: string): void {
+    let set = this.#acks.get(path);
+    if (set === undefined) this.#acks.set(path, (set = new Set()));
+    set.add(peer);
+  }
+
+  /**
+   * `peer`'s summary: in every bucket where it equals ours, the peer holds exactly our versions,
+   * so it has our tombstones there. (Not on a receiver: it follows the sources, see #ackListed.)
+   */
+  #ackSummary(peer: string, theirs: Uint8Array): void {
+    if (this.#tombs.size === 0 || this.#receiver) return;
+    const differ = new Set(this.#summary.diff(theirs));
+    for (const path of this.#tombs) if (!differ.has(bucketOf(path))) this.#ack(path, peer);
+  }
+
+  /**
+   * All of `peer`'s entries in `buckets` (a complete catch-up): a tombstone of ours there is
+   * confirmed if the peer has it (or a version that saw it) or has no record of the path at all
+   * (purged it already, or never had it: either way no copy to bring back). On a receiver only
+   * the latter counts: it drops a tombstone once its sources did.
+   */
+  #ackListed(peer: string, buckets: number[], listed: Map<string, FileVersion['version']>): void {
+    if (this.#tombs.size === 0) return;
+    const asked = new Set(buckets);
+    for (const path of this.#tombs) {
+      if (!asked.has(bucketOf(path))) continue;
+      const v = listed.get(path);
+      const order = v === undefined ? undefined : compare(v, this.#index.get(path)!.version);
+      if (v === undefined || (!this.#receiver && (order === 'equal' || order === 'dominates'))) this.#ack(path, peer);
+    }
+  }
+
+  /**
+   * Forgets tombstones (in the lane): once older than tombstone_min_age and confirmed by every
+   * member of the tree (a receiver: by every source), or once older than tombstone_max_age
+   * whatever the members say. A member offline longer than that which comes back with the file
+   * can bring it back (as with Syncthing's retention). All nodes converge on "purged": a node
+   * ignores a tombstone older than the minimum age for a path it has no record of.
+   */
+  #purgeTombstones(): void {
+    if (this.#paused !== undefined || this.#stopped) return;
+    const now = Date.now();
+    const ackers = this.#members().filter((m) => !this.#receiver || this.isSource(m.name)).map((m) => m.name);
+    const purge: IndexRecord[] = [];
+    for (const path of this.#tombs) {
+      const t = this.#index.get(path)!;
+      const age = this.#age(t, now);
+      if (age >= this.cfg.tombstoneMaxAgeMs || (age >= this.cfg.tombstoneMinAgeMs && ackers.every((n) => this.#acks.get(path)?.has(n) === true))) purge.push(t);
+    }
+    if (purge.length === 0) return;
+    for (const t of purge) {
+      this.#summary.update(t, undefined);
+      this.#index.delete(t.path);
+      this.#tombs.delete(t.path);
+      this.#acks.delete(t.path);
+      this.#dirty.delete(t.path);
+    }
+    this.#db.remove(purge.map((t) => t.path));
+    this.#log.info({ purged: purge.length, sample: purge.slice(0, 5).map((t) => t.path) }, 'tombstones purged');
   }
 
   scheduleCatchUp(name: string, delayMs = 0): void {
@@ -672,6 +750,8 @@ export class TreeSync {
     const timeoutMs = this.#host.rpcTimeoutMs ?? 30_000;
     const res = decodeSummaryRes(await this.#host.peers.call(this.#addr(m), 'files.summary', { tree: this.cfg.name, summary: Buffer.from(this.#summary.bytes) }, { timeoutMs }));
     let diff = this.#summary.diff(res.summary);
+    const asked = diff;
+    const listed = new Map<string, FileVersion['version']>();
     let failed = 0;
     let pending = 0;
     if (diff.length > 0 && this.#paused === undefined) {
@@ -684,13 +764,16 @@ export class TreeSync {
           pagePromise = fetchPage([page.next.bucket, page.next.path]);
           pagePromise.catch(() => undefined);
         }
+        for (const e of page.entries) listed.set(e.path, e.version);
         const r = await this.applyRemote(m.name, page.entries);
         failed += r.failed;
         pending += r.skipped;
         if (page.next === undefined) break;
       }
       diff = this.#summary.diff(res.summary);
+      this.#ackListed(m.name, asked, listed);
     }
+    this.#ackSummary(m.name, res.summary);
     p.inSync = diff.length === 0;
     p.behind = failed + pending;
     p.lastSyncAt = Date.now();
@@ -721,6 +804,7 @@ export class TreeSync {
   // ------------------------------------------------------------------ serving peers
 
   handleSummary(peer: string, theirs: Uint8Array): { summary: Buffer; entries: number } {
+    this.#ackSummary(peer, theirs);
     if (this.#summary.diff(theirs).length > 0 && this.isSource(peer) && this.#pairKey(theirs) !== this.#peer(peer).lastPair) this.scheduleCatchUp(peer);
     return { summary: Buffer.from(this.#summary.bytes), entries: this.#index.size };
   }
@@ -805,8 +889,10 @@ export class TreeSync {
         const local = this.#index.get(r.path);
         const d = this.#receiver ? resolveMirror(local, r) : resolve(local, r);
         if (d.action === 'keep-local') {
-          if (local === undefined) record.push({ before: undefined, after: { ...r, ino: 0n, stMtimeNs: 0n, racy: false } });
-          else if (compare(local.version, d.version) !== 'equal') record.push({ before: local, after: { ...local, version: d.version } });
+          if (local === undefined) {
+            // An old tombstone of a path unknown here is one the others are purging: not taken back.
+            if (!(r.deleted && this.#age(r, Date.now()) >= this.cfg.tombstoneMinAgeMs)) record.push({ before: undefined, after: { ...r, ino: 0n, stMtimeNs: 0n, racy: false } });
+          } else if (compare(local.version, d.version) !== 'equal') record.push({ before: local, after: { ...local, version: d.version } });
         } else work.push({ local, remote: r, d });
       }
       this.#commit(record);
@@ -1127,6 +1213,8 @@ export class TreeSync {
         this.#host.store.db.prepare('DELETE FROM fs_files WHERE tree = ?').run(this.cfg.name);
         for (const r of this.#index.values()) this.#summary.update(r, undefined);
         this.#index.clear();
+        this.#tombs.clear();
+        this.#acks.clear();
         this.#byHash.clear();
       }
       if (this.#paused?.startsWith('mass-delete') === true) this.#allowMassDelete = true;

@@ -25,6 +25,10 @@ export interface TreeConfig {
   scanIntervalMs: number;
   maxDeletePercent: number;
   bandwidthBps?: number;
+  /** A tombstone every member has is purged once this old (since the delete). */
+  tombstoneMinAgeMs: number;
+  /** A tombstone is purged once this old even if a member never confirmed it. */
+  tombstoneMaxAgeMs: number;
 }
 
 /**

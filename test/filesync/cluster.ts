@@ -55,7 +55,7 @@ export interface ClusterOptions {
 export function treeConfig(root: string, over: Partial<TreeConfig> = {}): TreeConfig {
   return {
     name: 'www', pool: 'web', root, mode: 'two-way', exclude: [], owner: 'preserve', permissions: 'preserve', postSync: [],
-    debounceMs: 100, scanIntervalMs: 3_600_000, maxDeletePercent: 50, ...over,
+    debounceMs: 100, scanIntervalMs: 3_600_000, maxDeletePercent: 50, tombstoneMinAgeMs: 24 * 3600_000, tombstoneMaxAgeMs: 180 * 24 * 3600_000, ...over,
   };
 }
 
