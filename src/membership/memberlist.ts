@@ -33,7 +33,7 @@ import {
   type MemberStateName, type NodeState,
 } from './state.ts';
 import { Suspicion } from './suspicion.ts';
-import type { Transport, TransportHandler } from './transport.ts';
+import { ConnectionRefusedError, type Transport, type TransportHandler } from './transport.ts';
 import { UdpTransport } from './net-udp.ts';
 
 export interface MemberInfo {
@@ -113,6 +113,8 @@ export interface MemberlistStats {
   /** Full member rows sent / received in push/pull exchanges (digests and bucket hashes not counted). */
   pushPullRowsSent: number;
   pushPullRowsReceived: number;
+  /** Failed probes concluded early because the TCP fallback was refused (the member's process is gone). */
+  probesRefused: number;
   broadcastQueue: number;
   broadcastsDropped: number;
 }
@@ -194,7 +196,7 @@ export class Memberlist {
   readonly #s = {
     packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, authFailures: 0, decodeErrors: 0,
     probes: 0, indirectProbes: 0, tcpFallbacks: 0, probeFailures: 0, suspicionsRaised: 0, refutes: 0, pushPulls: 0,
-    pushPullRowsSent: 0, pushPullRowsReceived: 0,
+    pushPullRowsSent: 0, pushPullRowsReceived: 0, probesRefused: 0,
   };
 
   constructor(opts: MemberlistOptions) {
@@ -726,6 +728,7 @@ export class Memberlist {
       if (cur && cur.state === SUSPECT && cur.incarnation === inc) {
         this.#log.info({ member: m.node }, 'suspect has failed, no refutation received');
         this.#deadNode({ type: 'dead', incarnation: inc, node: m.node, from: this.name });
+        this.#gossipRound();
       }
     });
     this.#suspicions.set(m.node, sus);
@@ -760,6 +763,7 @@ export class Memberlist {
     this.#awareness.applyDelta(1);
     this.#s.refutes++;
     this.#broadcast(this.name, { type: 'alive', incarnation: this.#incarnation, node: this.name, addr: this.#addr, meta: this.#metaBytes, maint: this.#maint });
+    this.#gossipRound();
   }
 
   #mergeState(remote: PushNodeState[]): void {
@@ -1051,7 +1055,7 @@ export class Memberlist {
     let nacks = 0;
     let expectedNacks = 0;
     let indirectTimer: TimerHandle | null = null;
-    const finish = (ok: boolean): void => {
+    const finish = (ok: boolean, refused = false): void => {
       if (done) return;
       done = true;
       const h = this.#acks.get(seq);
@@ -1068,7 +1072,10 @@ export class Memberlist {
       // their nacks land right around now: keep counting for half a timeout before judging, or
       // every failed probe of a dead member would wrongly count as our own ill health (and
       // stretch our probe interval just when confirmations are needed).
-      if (expectedNacks > 0 && this.#running) {
+      // A refused connection is an answer from the target's host: our own network works.
+      if (refused) {
+        this.#s.probesRefused++;
+      } else if (expectedNacks > 0 && this.#running) {
         this.#acks.set(seq, {
           ack: () => undefined,
           nack: () => { nacks++; },
@@ -1084,6 +1091,7 @@ export class Memberlist {
       const cur = this.#table.get(node.name);
       if (cur && (cur.state === ALIVE || cur.state === SUSPECT)) {
         this.#suspectNode({ type: 'suspect', incarnation: cur.incarnation, node: cur.name, from: this.name });
+        this.#gossipRound();
       }
     };
     const sentAt = this.#clock.now();
@@ -1115,7 +1123,12 @@ export class Memberlist {
         this.#s.tcpFallbacks++;
         const req = this.#wrap(encode(ping));
         this.#transport.request(node.addr, req, Math.max(1, interval - timeout), (err, resp) => {
-          if (done || err || !resp) return;
+          if (done) return;
+          // Nothing listens on the member's port although its host answered: its process is gone
+          // (a crash, kill -9). Suspect now instead of waiting out the probe interval; a host that
+          // is down does not answer at all and takes the normal path. Suspicion stays refutable.
+          if (err instanceof ConnectionRefusedError) return finish(false, true);
+          if (err || !resp) return;
           const plain = this.#unwrap(resp);
           if (!plain) return;
           try {
@@ -1136,6 +1149,16 @@ export class Memberlist {
   #gossipTick(): void {
     if (!this.#running) return;
     this.#timers.gossip = this.#clock.setTimer(this.config.gossipInterval, () => this.#gossipTick());
+    this.#gossipRound();
+  }
+
+  /**
+   * Queued broadcasts to gossipNodes random members. Also run at once for news we originate (our
+   * suspicion, our declaration of a death, our refutation) instead of waiting up to one
+   * gossipInterval for the tick: the transmit budget per broadcast is the same, the first hop sooner.
+   */
+  #gossipRound(): void {
+    if (!this.#running) return;
     if (this.#broadcasts.length === 0 && this.#coordBroadcasts.length === 0) return;
     const now = this.#clock.now();
     const targets = this.#table.randomMembers(this.config.gossipNodes, (s) => {

@@ -11,7 +11,7 @@ import os from 'node:os';
 import { formatAddr, parseAddr } from './addr.ts';
 import { LIMITS } from './messages.ts';
 import { ENCRYPTION_OVERHEAD } from './keyring.ts';
-import type { Transport, TransportHandler } from './transport.ts';
+import { ConnectionRefusedError, type Transport, type TransportHandler } from './transport.ts';
 
 export interface UdpTransportOptions {
   bindAddr: string;
@@ -167,7 +167,10 @@ export class UdpTransport implements Transport {
       cb(err, resp);
     };
     const timer = setTimeout(() => done(new TransportError(`request to ${to} timed out after ${timeoutMs} ms`)), timeoutMs);
-    sock.once('error', (e) => done(new TransportError(`request to ${to}: ${e.message}`)));
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      const msg = `request to ${to}: ${e.message}`;
+      done(e.code === 'ECONNREFUSED' ? new ConnectionRefusedError(msg) : new TransportError(msg));
+    });
     sock.once('connect', () => {
       writeFrame(sock, data);
       readFrame(sock, (err, resp) => done(err, resp));

@@ -177,3 +177,21 @@ test('key rotation across a live encrypted cluster; a wrong key cannot join and 
   assert.equal(c.members[0]?.stats().authFailures, 3, 'each join attempt dropped and counted');
   await outsider.shutdown();
 });
+
+test('news we originate (our suspicion, a death we declare) goes out at once, not at the next gossip tick', async () => {
+  // Gossip ticks effectively off: only the immediate round and piggybacking on probes spread news.
+  const r = recorder();
+  const c = new SimCluster({ size: 12, seed: 5, config: { gossipInterval: 3_600_000 }, onEvent: r.onEvent });
+  await c.startAll();
+  c.bootstrapConverged();
+  await c.run(3000);
+  await c.kill(4);
+  const failedBy = (): number[] => c.members.map((m, i) => (i !== 4 && m.member('n4')?.state === 'dead' ? i : -1)).filter((i) => i >= 0);
+  while (failedBy().length === 0) await c.run(1, 1);
+  // Network delay is 1-3 ms: within 10 ms the declarer's immediate round has reached its gossip
+  // targets (3, one of which may be the dead member itself: gossip goes to the recently dead).
+  // The declaration often happens inside our own failed probe (its confirmation ends the timer),
+  // whose immediate round then carries it.
+  await c.run(10, 1);
+  assert.ok(failedBy().length >= 3, `members that know n4 is dead 10 ms after the first declaration: ${failedBy().join(',')}`);
+});

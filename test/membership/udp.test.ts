@@ -51,6 +51,8 @@ test('real UDP/TCP on 127.0.0.1: encrypted join, failure detection, wrong key dr
     await until('u3 marked dead by the others', () => nodes.slice(0, 3).every((m) => m.member('u3')?.state === 'dead'));
     assert.deepEqual(failed, ['u3']);
     assert.ok(nodes.slice(0, 3).every((m) => m.numMembers() === 3));
+    // u3's port is closed while its host (127.0.0.1) is up: a probe ends on the refused TCP fallback.
+    assert.ok(nodes.slice(0, 3).some((m) => m.stats().probesRefused >= 1), 'a probe of u3 was concluded by the refused connection');
 
     // Graceful leave of u2.
     await nodes[2]?.leave(2000);
