@@ -60,11 +60,24 @@ export interface MemberView {
   maintenance: boolean;
   maintenanceReason?: string;
   version: string;
+  /** The member's incarnation as known here (grows with each change it announces or refutation). */
+  incarnation: number;
   rpcPort?: number;
   /** Estimated round-trip time from this node (Vivaldi), ms; absent when unknown. */
   rttMs?: number;
   /** Relay ("Princess Bee Host") of its network. */
   relay?: boolean;
+}
+
+const INCARNATION_KEY = 'membership.incarnation';
+
+function storedIncarnation(agent: Agent): number {
+  const raw = agent.store.kvGet(INCARNATION_KEY);
+  if (raw === undefined) return 0;
+  const n = Number(raw);
+  if (Number.isSafeInteger(n) && n >= 0) return n;
+  agent.logger.warn({ value: raw }, 'ignoring an unreadable stored gossip incarnation; starting from 1');
+  return 0;
 }
 
 function membershipConfig(agent: Agent): Partial<MembershipConfig> {
@@ -121,6 +134,10 @@ export class ClusterServices {
       meta: this.#meta,
       topology: this.topology,
       coordinates: true,
+      // Our incarnation survives restarts, so a restarted agent's first alive message already
+      // beats whatever others hold about it (see docs/membership.md, Restart).
+      lastIncarnation: storedIncarnation(agent),
+      onIncarnation: (n) => agent.store.kvSet(INCARNATION_KEY, String(n)),
       logger: agent.logger.child({ component: 'membership' }),
       bus: agent.bus,
       onEvent: (ev) => {
@@ -375,6 +392,7 @@ function view(m: MemberInfo, rttMs?: number): MemberView {
     maintenance: m.maintenance.on,
     ...(m.maintenance.reason ? { maintenanceReason: m.maintenance.reason } : {}),
     version: typeof meta.v === 'string' ? meta.v : '',
+    incarnation: m.incarnation,
     ...(typeof meta.rpc === 'number' ? { rpcPort: meta.rpc } : {}),
     ...(rttMs !== undefined ? { rttMs: Math.round(rttMs * 1000) / 1000 } : {}),
     ...(meta.relay === true ? { relay: true } : {}),

@@ -82,6 +82,14 @@ export interface MemberlistOptions {
   /** Random source (seeded in simulations for reproducibility). */
   rand?: () => number;
   /**
+   * The highest incarnation this member announced in a previous run (persisted by the caller,
+   * e.g. in the agent's state store): we start above it, so after a restart our alive message
+   * already beats whatever others hold about us (dead or alive) and needs no refutation round.
+   */
+  lastIncarnation?: number;
+  /** Called with each new incarnation of ours before it is announced, for the caller to persist. */
+  onIncarnation?: (n: number) => void;
+  /**
    * Vivaldi network coordinates (off by default: each member then keeps one coordinate per
    * member). true or a partial CoordinateConfig turns them on: acks carry the acker's
    * coordinate, direct probes feed RTT samples, and coordinates spread by gossip and push/pull.
@@ -162,6 +170,8 @@ export class Memberlist {
   readonly #log: Logger;
   readonly #bus: EventBus | undefined;
   readonly #onEvent: ((ev: MemberEvent) => void) | undefined;
+  readonly #onIncarnation: ((n: number) => void) | undefined;
+  readonly #lastIncarnation: number;
   readonly #rand: () => number;
   readonly #transport: Transport;
   readonly #table: MemberTable;
@@ -217,6 +227,10 @@ export class Memberlist {
     this.#log = opts.logger ?? silentLogger();
     this.#bus = opts.bus;
     this.#onEvent = opts.onEvent;
+    this.#onIncarnation = opts.onIncarnation;
+    const last = opts.lastIncarnation ?? 0;
+    if (!Number.isSafeInteger(last) || last < 0) throw new MemberlistError(`lastIncarnation must be a non-negative integer, got ${String(last)}`);
+    this.#lastIncarnation = last;
     this.#rand = opts.rand ?? Math.random;
     this.#table = new MemberTable(this.#rand);
     this.#awareness = new Awareness(this.config.awarenessMaxMultiplier);
@@ -248,7 +262,7 @@ export class Memberlist {
     this.#addr = this.#transport.localAddress();
     this.#running = true;
     // Our own entry; announcing it queues an alive broadcast that gossip carries after join.
-    this.#incarnation = 1;
+    this.#setIncarnation(this.#lastIncarnation + 1);
     this.#aliveNode({ type: 'alive', incarnation: this.#incarnation, node: this.name, addr: this.#addr, meta: this.#metaBytes, maint: this.#maint }, true);
     this.#self = this.#table.get(this.name) ?? null;
     // Random initial stagger so members of a cluster started together do not tick in lockstep.
@@ -605,7 +619,7 @@ export class Memberlist {
 
   #announceSelf(): void {
     if (!this.#running || !this.#self) return;
-    this.#incarnation++;
+    this.#setIncarnation(this.#incarnation + 1);
     this.#aliveNode({ type: 'alive', incarnation: this.#incarnation, node: this.name, addr: this.#addr, meta: this.#metaBytes, maint: this.#maint }, true);
   }
 
@@ -756,9 +770,15 @@ export class Memberlist {
     this.#emit(left ? 'left' : 'failed', s);
   }
 
+  /** Every new incarnation of ours goes through here, so the caller persists it before anyone hears it. */
+  #setIncarnation(n: number): void {
+    this.#incarnation = n;
+    this.#onIncarnation?.(n);
+  }
+
   /** Bump our incarnation past the accusation and gossip that we're alive (+1 health score). */
   #refute(self: NodeState, accusedInc: number): void {
-    this.#incarnation = Math.max(this.#incarnation, accusedInc) + 1;
+    this.#setIncarnation(Math.max(this.#incarnation, accusedInc) + 1);
     self.incarnation = this.#incarnation;
     this.#awareness.applyDelta(1);
     this.#s.refutes++;

@@ -220,7 +220,7 @@ export class SimCluster {
     return this.net.clock;
   }
 
-  #make(i: number): Memberlist {
+  #make(i: number, lastIncarnation = 0): Memberlist {
     const addr = simAddr(i);
     const onEvent = this.#opts.onEvent;
     const transport = this.net.transport(addr); // registers the endpoint clockFor looks up
@@ -230,6 +230,7 @@ export class SimCluster {
       clock: this.net.clockFor(addr),
       transport,
       rand: seededRandom((this.#opts.seed ?? 1) * 100003 + i),
+      lastIncarnation,
       ...(this.#opts.keys ? { keyring: new Keyring(this.#opts.keys) } : {}),
       ...(onEvent ? { onEvent: (ev: MemberEvent) => onEvent(i, ev) } : {}),
     });
@@ -282,13 +283,16 @@ export class SimCluster {
     await m.shutdown();
   }
 
-  /** Restart member i with the same name and address (fresh process, incarnation starts over). */
-  async restart(i: number): Promise<Memberlist> {
+  /**
+   * Restart member i with the same name and address (fresh process). persistIncarnation: it
+   * starts above its previous incarnation (as the agent does from its state store); otherwise at 1.
+   */
+  async restart(i: number, persistIncarnation = false): Promise<Memberlist> {
     const old = this.members[i];
     if (!old) throw new RangeError(`no member ${i}`);
     if (old.running) await old.shutdown();
     this.net.setUp(simAddr(i), true);
-    const m = this.#make(i);
+    const m = this.#make(i, persistIncarnation ? old.stats().incarnation : 0);
     this.members[i] = m;
     await m.start();
     return m;

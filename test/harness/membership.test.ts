@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Cluster, waitFor, runCli } from '../../src/harness/cluster.ts';
 import { generateGossipKey } from '../../src/security/gossipkey.ts';
 
-interface Row { name: string; status: string; pools: string[]; maintenanceReason?: string }
+interface Row { name: string; status: string; pools: string[]; maintenanceReason?: string; incarnation: number }
 
 const adminDir = mkdtempSync(join(tmpdir(), 'multiall-admin-'));
 let c: Cluster;
@@ -75,11 +75,18 @@ test('hostile packets are dropped and counted, the agent keeps working', async (
   await allSee(['m1'], 'm3', ['alive'], 'm1 still sees m3');
 });
 
-test('kill -9 is detected by every survivor', async () => {
+test('kill -9 is detected by every survivor; restarted, it resumes above its old incarnation', async () => {
   await c.kill('m5');
   await allSee(['m1', 'm2', 'm3', 'm4'], 'm5', ['dead'], 'm5 dead everywhere');
+  const deadInc = (await view('m1')).get('m5')?.incarnation ?? 0;
+  assert.ok(deadInc >= 1);
   await c.start('m5');
   await allSee(['m1', 'm2', 'm3', 'm4'], 'm5', ['alive'], 'm5 alive again after restart');
+  // Its incarnation was persisted in its state store: the first alive it sent already beat the
+  // death others held, so it never had to refute (a restart from incarnation 1 must).
+  assert.ok(((await view('m5')).get('m5')?.incarnation ?? 0) > deadInc);
+  const refutes = /multiall_gossip_refutes\{[^}]*\} (\d+)/.exec((await c.api('m5', 'GET', '/metrics')) as string);
+  assert.equal(refutes?.[1], '0', 'no refutation after the restart');
 });
 
 test('a paused member is suspected, and refutes after SIGCONT', async () => {

@@ -128,23 +128,31 @@ test('metadata and maintenance changes spread to everyone; oversize meta is refu
   assert.throws(() => m4.setMeta({ blob: 'x'.repeat(3000) }), /limit is 2048/);
 });
 
-test('restart with the same name rejoins with a higher incarnation', async () => {
-  const r = recorder();
-  const c = await joined({ size: N, seed: 17, config: { reconnectInterval: 0 }, onEvent: r.onEvent });
-  await c.kill(6);
-  await c.run(60_000);
-  assert.equal(c.members[0]?.member('n6')?.state, 'dead');
-  const deadInc = c.members[0]?.member('n6')?.incarnation ?? 0;
-  const m6 = await c.restart(6);
-  const joining = m6.join([simAddr(0)]);
-  await c.run(10_000);
-  assert.equal(await joining, 1);
-  for (let i = 0; i < N; i++) {
-    const v = c.members[i]?.member('n6');
-    assert.equal(v?.state, 'alive', `member ${i}`);
-    assert.ok((v?.incarnation ?? 0) > deadInc, 'refuted the old death with a newer incarnation');
-  }
-});
+for (const persisted of [false, true]) {
+  test(`restart with the same name rejoins with a higher incarnation (${persisted ? 'persisted incarnation: no refutation needed' : 'incarnation from 1: refutes'})`, async () => {
+    const r = recorder();
+    const c = await joined({ size: N, seed: 17, config: { reconnectInterval: 0 }, onEvent: r.onEvent });
+    // A metadata change first, so others hold n6 above incarnation 1.
+    c.members[6]?.setMeta({ role: 'db' });
+    await c.run(5_000);
+    await c.kill(6);
+    await c.run(60_000);
+    assert.equal(c.members[0]?.member('n6')?.state, 'dead');
+    const deadInc = c.members[0]?.member('n6')?.incarnation ?? 0;
+    assert.ok(deadInc >= 2);
+    const m6 = await c.restart(6, persisted);
+    assert.equal(m6.stats().incarnation > deadInc, persisted, 'a persisted incarnation starts above what others hold');
+    const joining = m6.join([simAddr(0)]);
+    await c.run(10_000);
+    assert.equal(await joining, 1);
+    for (let i = 0; i < N; i++) {
+      const v = c.members[i]?.member('n6');
+      assert.equal(v?.state, 'alive', `member ${i}`);
+      assert.ok((v?.incarnation ?? 0) > deadInc, 'alive with a newer incarnation than its death');
+    }
+    assert.equal(m6.stats().refutes > 0, !persisted, persisted ? 'its first alive already beat the death' : 'it had to refute its old death');
+  });
+}
 
 test('key rotation across a live encrypted cluster; a wrong key cannot join and is counted', async () => {
   const k1 = randomBytes(32).toString('base64');
