@@ -17,11 +17,13 @@
  *   GET  /v1/rtt?a=&b=                read      estimated RTT between two members (b: this node), Vivaldi
  *   GET  /v1/nearest?n=&pool=         read      the n live members nearest to this node
  *   GET  /v1/route?peer=              read      direct, or the relay a call to peer goes through
+ *   POST /v1/messages {topic, data}   operator  gossip an application message to every member (event member.message)
  */
 import { z } from 'zod';
 import type { Agent } from './agent.ts';
 import type { ClusterServices } from './cluster.ts';
 import { parseBody } from './routes.ts';
+import { UserMessageError } from '../membership/memberlist.ts';
 
 const joinBody = z.strictObject({ addresses: z.array(z.string().min(1).max(300)).min(1).max(100) });
 const maintBody = z.strictObject({ on: z.boolean(), reason: z.string().max(200).optional() });
@@ -32,6 +34,7 @@ const treeQuery = z.strictObject({ tree: z.string().min(1).max(128).optional() }
 const resyncBody = z.strictObject({ tree: z.string().min(1).max(128) });
 const rttQuery = z.strictObject({ a: z.string().min(1).max(253), b: z.string().min(1).max(253).optional() });
 const nearestQuery = z.strictObject({ n: z.coerce.number().int().min(1).max(10_000).optional(), pool: z.string().max(63).optional() });
+const messageBody = z.strictObject({ topic: z.string().min(1).max(64), data: z.unknown() });
 const routeQuery = z.strictObject({ peer: z.string().min(1).max(253) });
 const switchBody = z.strictObject({ pool: z.string().max(63).optional(), service: z.string().min(1).max(63), to: z.string().min(1).max(63) });
 
@@ -39,6 +42,16 @@ export function registerClusterRoutes(agent: Agent, cluster: ClusterServices): v
   agent.rpc.handle('health.summary', async () => agent.health?.summary() ?? null);
   agent.api.addRoutes((app) => {
     app.get('/v1/members', { config: { role: 'read' } }, async (req) => cluster.members(parseBody(membersQuery, req.query)));
+    app.post('/v1/messages', { config: { role: 'operator' } }, async (req, reply) => {
+      const { topic, data } = parseBody(messageBody, req.body);
+      try {
+        cluster.memberlist.sendUserMessage(topic, data);
+        return { sent: true };
+      } catch (err) {
+        if (!(err instanceof UserMessageError)) throw err;
+        return reply.code(400).send({ error: 'bad_message', message: err.message });
+      }
+    });
     app.post('/v1/join', { config: { role: 'operator' } }, async (req, reply) => {
       const { addresses } = parseBody(joinBody, req.body);
       try {

@@ -32,6 +32,8 @@ export interface EventMap extends FailoverEventMap, FilesEventMap {
   'member.left': { name: string };
   'member.reaped': { name: string };
   'member.maintenance': { name: string; on: boolean; reason?: string };
+  /** An application message gossiped to every member (Memberlist.sendUserMessage); data is the sender's value. */
+  'member.message': { from: string; topic: string; data: unknown };
   'pools.updated': { version: number; signer: string };
   'health.changed': { node: string; status: string; previous: string; check?: string };
 }

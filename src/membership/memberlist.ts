@@ -23,13 +23,13 @@ import { ENCRYPTION_OVERHEAD, Keyring } from './keyring.ts';
 import {
   COMPOUND_HEADER_OVERHEAD, COMPOUND_PART_OVERHEAD, DecodeError, LIMITS, decode, encode, encodeCompound,
   type AckMsg, type AliveMsg, type CoordEntry, type CoordMsg, type DeadMsg, type IndirectPingMsg, type Message, type PingMsg,
-  type PpDiffMsg, type PpRowsMsg, type PushNodeState, type SuspectMsg,
+  type PpDiffMsg, type PpRowsMsg, type PushNodeState, type SuspectMsg, type UserMsg,
 } from './messages.ts';
 import { JOIN_BUCKETS, bucketCount, decide, type MemberDigest } from './antientropy.ts';
 import { CoordinateClient, CoordinateError, distance, type Coordinate, type CoordinateConfig } from './coordinate.ts';
 import type { TopoMember } from './topology.ts';
 import {
-  ALIVE, DEAD, LEFT, SUSPECT, MemberTable, STATE_NAMES, aliveOverrides, deadApplies, suspectApplies,
+  ALIVE, DEAD, LEFT, SUSPECT, MemberTable, STATE_NAMES, aliveOverrides, deadApplies, fnvString, mix32, suspectApplies,
   type MemberStateName, type NodeState,
 } from './state.ts';
 import { Suspicion } from './suspicion.ts';
@@ -123,6 +123,10 @@ export interface MemberlistStats {
   pushPullRowsReceived: number;
   /** Failed probes concluded early because the TCP fallback was refused (the member's process is gone). */
   probesRefused: number;
+  /** User messages sent from here, delivered here (own included), and copies dropped as already seen. */
+  userMessagesSent: number;
+  userMessagesDelivered: number;
+  userMessagesDuplicate: number;
   broadcastQueue: number;
   broadcastsDropped: number;
 }
@@ -133,6 +137,10 @@ export class MemberlistError extends Error {
 
 export class MetaTooLargeError extends MemberlistError {
   override name = 'MetaTooLargeError';
+}
+
+export class UserMessageError extends MemberlistError {
+  override name = 'UserMessageError';
 }
 
 export class JoinError extends MemberlistError {
@@ -147,12 +155,25 @@ export class JoinError extends MemberlistError {
 const metaPackr = new Packr({ useRecords: false });
 const metaUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const EMPTY = new Uint8Array(0);
+/** Encoded size limit of a user message's data: with name, topic and framing it fits one 1400-byte datagram. */
+export const USER_DATA_MAX = 1024;
+/** A user message id is remembered this long (far beyond its gossip lifetime of a few seconds) to drop copies. */
+const USER_SEEN_MS = 120_000;
+const USER_SEEN_MAX = 65_536;
+/** Recent user messages are kept (at most 1024) for push/pull to repair members gossip missed. */
+const USER_RECENT_MS = 60_000;
+const USER_RECENT_MAX = 1024;
+const TOPIC_RE = /^[\w.:/-]{1,64}$/;
 const NAME_RE = /^[^\s\p{Cc}]{1,256}$/u;
 
 interface AckHandler {
   ack: (m: AckMsg) => void;
   nack: () => void;
   timer: TimerHandle;
+}
+
+function userKey(k: { from: string; id: number }): string {
+  return `${k.from}\n${k.id}`;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -200,6 +221,10 @@ export class Memberlist {
   readonly #coords: CoordinateClient | null;
   readonly #peerCoords = new Map<string, { seq: number; c: Coordinate }>();
   readonly #coordBroadcasts: BroadcastQueue;
+  // User messages: own queue (after membership updates, before coordinates), and the ids seen.
+  readonly #userBroadcasts: BroadcastQueue;
+  readonly #userSeen = new Map<string, number>();
+  readonly #userRecent = new Map<string, { at: number; m: UserMsg }>();
   #coordSeq = 0;
   #coordPublishedAt = -Infinity;
   #coordPublished: Coordinate | null = null;
@@ -207,6 +232,7 @@ export class Memberlist {
     packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, authFailures: 0, decodeErrors: 0,
     probes: 0, indirectProbes: 0, tcpFallbacks: 0, probeFailures: 0, suspicionsRaised: 0, refutes: 0, pushPulls: 0,
     pushPullRowsSent: 0, pushPullRowsReceived: 0, probesRefused: 0,
+    userMessagesSent: 0, userMessagesDelivered: 0, userMessagesDuplicate: 0,
   };
 
   constructor(opts: MemberlistOptions) {
@@ -242,6 +268,7 @@ export class Memberlist {
     this.#topo = opts.topology;
     this.#coords = opts.coordinates ? new CoordinateClient(opts.coordinates === true ? {} : opts.coordinates, this.#rand) : null;
     this.#coordBroadcasts = new BroadcastQueue(() => retransmitLimit(this.config.retransmitMult, this.#table.liveCount), 1024);
+    this.#userBroadcasts = new BroadcastQueue(() => retransmitLimit(this.config.retransmitMult, this.#table.liveCount), 1024);
     this.#transport = opts.transport ?? new UdpTransport({
       bindAddr: opts.bindAddr ?? '0.0.0.0',
       port: opts.port ?? 7946,
@@ -353,6 +380,7 @@ export class Memberlist {
     this.#acks.clear();
     this.#broadcasts.reset();
     this.#coordBroadcasts.reset();
+    this.#userBroadcasts.reset();
     await this.#transport.close();
   }
 
@@ -521,13 +549,86 @@ export class Memberlist {
     if (rebroadcast) this.#coordBroadcasts.queue({ key: m.node, msg: encode(m) });
   }
 
-  /** Queued broadcasts for `room` bytes: membership updates first, coordinates in what is left. */
+  /** Queued broadcasts for `room` bytes: membership updates first, then user messages, coordinates in what is left. */
   #piggyback(room: number): Uint8Array[] {
-    const main = room > 0 ? this.#broadcasts.getBroadcasts(COMPOUND_PART_OVERHEAD, room) : [];
-    if (this.#coordBroadcasts.length === 0) return main;
+    const out: Uint8Array[] = [];
     let left = room;
-    for (const p of main) left -= COMPOUND_PART_OVERHEAD + p.length;
-    return left > COMPOUND_PART_OVERHEAD ? [...main, ...this.#coordBroadcasts.getBroadcasts(COMPOUND_PART_OVERHEAD, left)] : main;
+    for (const q of [this.#broadcasts, this.#userBroadcasts, this.#coordBroadcasts]) {
+      if (q.length === 0 || left <= COMPOUND_PART_OVERHEAD) continue;
+      for (const p of q.getBroadcasts(COMPOUND_PART_OVERHEAD, left)) {
+        out.push(p);
+        left -= COMPOUND_PART_OVERHEAD + p.length;
+      }
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- user messages
+
+  /**
+   * Gossip an application message to every live member (and deliver it here too), as event
+   * `member.message` {from, topic, data} on each member's bus. Best effort like all gossip: sent
+   * retransmitLimit times from every member that gets it, delivered at most once per member
+   * (copies are dropped by (sender, id)); a member that is down or partitioned misses it. data is
+   * any msgpack-encodable value ≤ USER_DATA_MAX bytes encoded (UserMessageError otherwise).
+   */
+  sendUserMessage(topic: string, data: unknown): void {
+    if (!this.#running) throw new UserMessageError('not started');
+    if (typeof topic !== 'string' || !TOPIC_RE.test(topic)) throw new UserMessageError(`topic must be 1..64 characters of [A-Za-z0-9_.:/-], got ${JSON.stringify(topic)}`);
+    let b: Uint8Array;
+    try {
+      b = Uint8Array.from(metaPackr.pack(data));
+    } catch (e) {
+      throw new UserMessageError(`message data is not encodable: ${(e as Error).message}`);
+    }
+    if (b.length > USER_DATA_MAX) throw new UserMessageError(`message data is ${b.length} bytes encoded, limit is ${USER_DATA_MAX}`);
+    this.#s.userMessagesSent++;
+    this.#userNode({ type: 'user', from: this.name, id: Math.floor(this.#rand() * 2 ** 53), topic, data: b });
+    this.#gossipRound();
+  }
+
+  /** A user message: first copy → deliver, re-gossip (transmit-limited) and keep for push/pull; later copies are dropped. */
+  #userNode(m: UserMsg): void {
+    this.#expireUser();
+    const key = userKey(m);
+    if (this.#userSeen.has(key)) {
+      this.#s.userMessagesDuplicate++;
+      return;
+    }
+    let data: unknown;
+    try {
+      data = metaUnpackr.unpack(m.data);
+    } catch {
+      this.#s.decodeErrors++;
+      return;
+    }
+    const now = this.#clock.now();
+    this.#userSeen.set(key, now);
+    this.#userRecent.set(key, { at: now, m });
+    this.#userBroadcasts.queue({ key, msg: encode(m) });
+    this.#s.userMessagesDelivered++;
+    this.#bus?.publish('member.message', { from: m.from, topic: m.topic, data });
+  }
+
+  /** Forget ids and bodies past their window or count (maps iterate oldest first). */
+  #expireUser(): void {
+    const now = this.#clock.now();
+    for (const [k, t] of this.#userSeen) {
+      if (now - t < USER_SEEN_MS && this.#userSeen.size < USER_SEEN_MAX) break;
+      this.#userSeen.delete(k);
+    }
+    for (const [k, r] of this.#userRecent) {
+      if (now - r.at < USER_RECENT_MS && this.#userRecent.size <= USER_RECENT_MAX) break;
+      this.#userRecent.delete(k);
+    }
+  }
+
+  /** Push/pull digest of the recent user messages we hold: sum of mixed key hashes (0 = none). */
+  #userHash(): number {
+    this.#expireUser();
+    let h = 0;
+    for (const k of this.#userRecent.keys()) h = (h + mix32(fnvString(k))) >>> 0;
+    return h;
   }
 
   /**
@@ -883,6 +984,7 @@ export class Memberlist {
       // receivers keep it without re-gossiping: push/pull carries coordinates to everyone else.
       // Re-gossiping every member's coordinate cost 5-20x the bytes of membership itself.
       case 'coord': return this.#coordNode(m, false);
+      case 'user': return this.#userNode(m);
       default:
         this.#s.decodeErrors++; // push/pull and err only travel over streams
     }
@@ -939,17 +1041,19 @@ export class Memberlist {
     if (m.type === 'ppDigest') {
       this.#s.pushPulls++;
       if (m.join) this.#log.debug({ from: _from }, 'push/pull from a joining member');
-      reply(this.#wrap(encode(this.#diffFor(m.hashes))));
+      reply(this.#wrap(encode(this.#diffFor(m.hashes, m.userHash))));
       return;
     }
     if (m.type === 'ppRows') {
       // Answer with what was asked for as it is now, then merge theirs (memberlist's order).
       const rows = this.#rowsNamed(m.want);
       const coords = m.wantCoords.map((n) => this.#coordEntry(n)).filter((c) => c !== undefined);
+      const user = m.wantUser.map((k) => this.#userRecent.get(userKey(k))?.m).filter((u) => u !== undefined);
       this.#s.pushPullRowsSent += rows.length;
-      reply(this.#wrap(encode({ type: 'ppRows', rows, coords, want: [], wantCoords: [] })));
+      reply(this.#wrap(encode({ type: 'ppRows', rows, coords, want: [], wantCoords: [], user, wantUser: [] })));
       this.#mergeState(m.rows);
       for (const c of m.coords) this.#coordNode({ type: 'coord', ...c }, false);
+      for (const u of m.user) this.#userNode(u);
       return;
     }
     reply(this.#wrap(encode({ type: 'err', message: `unexpected ${m.type} on stream` })));
@@ -963,23 +1067,24 @@ export class Memberlist {
   #pushPull(addr: string, join: boolean, cb: (err: Error | null) => void): void {
     this.#s.pushPulls++;
     const hashes = this.#bucketHashes(join ? JOIN_BUCKETS : bucketCount(this.#table.liveCount));
-    this.#request(addr, { type: 'ppDigest', join, hashes }, 'ppDiff', (err, d) => {
+    this.#request(addr, { type: 'ppDigest', join, hashes, userHash: this.#userHash() }, 'ppDiff', (err, d) => {
       if (err || d?.type !== 'ppDiff') return cb(err ?? new MemberlistError('unexpected push/pull response'));
       const ex = this.#exchangeFor(hashes.length, d);
       this.#mergeState(d.rows);
-      if (ex.rows.length === 0 && ex.coords.length === 0 && ex.want.length === 0 && ex.wantCoords.length === 0) return cb(null);
+      if (ex.rows.length + ex.coords.length + ex.want.length + ex.wantCoords.length + ex.user.length + ex.wantUser.length === 0) return cb(null);
       this.#s.pushPullRowsSent += ex.rows.length;
       this.#request(addr, ex, 'ppRows', (err2, r) => {
         if (err2 || r?.type !== 'ppRows') return cb(err2 ?? new MemberlistError('unexpected push/pull response'));
         this.#mergeState(r.rows);
         for (const c of r.coords) this.#coordNode({ type: 'coord', ...c }, false);
+        for (const u of r.user) this.#userNode(u);
         cb(null);
       });
     });
   }
 
   /** Responder, step 2: alive rows of buckets the initiator has empty, digests of the other differing ones. */
-  #diffFor(theirs: Uint32Array): PpDiffMsg {
+  #diffFor(theirs: Uint32Array, theirUserHash: number): PpDiffMsg {
     const mine = this.#bucketHashes(theirs.length);
     const mask = new Uint8Array(theirs.length); // 1 = send rows, 2 = send digests
     const buckets: number[] = [];
@@ -991,12 +1096,19 @@ export class Memberlist {
     const rows = this.#table.inBuckets(mask, 1).filter((s) => s.state === ALIVE).map((s) => this.#row(s));
     const digests = buckets.length > 0 ? this.#table.inBuckets(mask, 2).map((s) => this.#digest(s)) : [];
     this.#s.pushPullRowsSent += rows.length;
-    return { type: 'ppDiff', rows, buckets, digests };
+    const userKeys = this.#userHash() === theirUserHash ? null : [...this.#userRecent.values()].map((r) => ({ from: r.m.from, id: r.m.id }));
+    return { type: 'ppDiff', rows, buckets, digests, userKeys };
   }
 
   /** Initiator, step 3: per member of the differing buckets, what to send and what to ask for. */
   #exchangeFor(buckets: number, d: PpDiffMsg): PpRowsMsg {
-    const out: PpRowsMsg = { type: 'ppRows', rows: [], coords: [], want: [], wantCoords: [] };
+    const out: PpRowsMsg = { type: 'ppRows', rows: [], coords: [], want: [], wantCoords: [], user: [], wantUser: [] };
+    if (d.userKeys) {
+      // Recent user messages: send what the peer does not list, ask for what we never saw.
+      const theirs = new Set(d.userKeys.map(userKey));
+      for (const [k, r] of this.#userRecent) if (!theirs.has(k)) out.user.push(r.m);
+      for (const k of d.userKeys) if (!this.#userSeen.has(userKey(k))) out.wantUser.push(k);
+    }
     const mask = new Uint8Array(buckets);
     for (const b of d.buckets) if (b < buckets) mask[b] = 1;
     const remote = new Map(d.digests.map((x) => [x.name, x]));
@@ -1179,7 +1291,7 @@ export class Memberlist {
    */
   #gossipRound(): void {
     if (!this.#running) return;
-    if (this.#broadcasts.length === 0 && this.#coordBroadcasts.length === 0) return;
+    if (this.#broadcasts.length === 0 && this.#userBroadcasts.length === 0 && this.#coordBroadcasts.length === 0) return;
     const now = this.#clock.now();
     const targets = this.#table.randomMembers(this.config.gossipNodes, (s) => {
       if (s.name === this.name || !this.#reach(s)) return false;

@@ -25,6 +25,7 @@ export const MsgType = {
   ppDigest: 12,
   ppDiff: 13,
   ppRows: 14,
+  user: 15,
 } as const;
 
 export interface PingMsg { type: 'ping'; seq: number; target: string; sourceName: string; sourceAddr: string }
@@ -38,17 +39,28 @@ export interface AliveMsg { type: 'alive'; incarnation: number; node: string; ad
 export interface DeadMsg { type: 'dead'; incarnation: number; node: string; from: string }
 export interface PushNodeState { name: string; addr: string; meta: Uint8Array; maint: string | null; incarnation: number; state: MemberState; coordSeq?: number; coord?: Coordinate }
 /** Push/pull step 1 (TCP request): the initiator's bucket hashes (a power-of-two count). */
-export interface PpDigestMsg { type: 'ppDigest'; join: boolean; hashes: Uint32Array }
-/** Step 2 (response): alive rows of buckets the initiator has empty; digests of other differing buckets. */
-export interface PpDiffMsg { type: 'ppDiff'; rows: PushNodeState[]; buckets: number[]; digests: MemberDigest[] }
+export interface PpDigestMsg { type: 'ppDigest'; join: boolean; hashes: Uint32Array; userHash: number }
+/**
+ * Step 2 (response): alive rows of buckets the initiator has empty; digests of other differing
+ * buckets; the keys of our recent user messages when the user-message hashes differ (else null).
+ */
+export interface PpDiffMsg { type: 'ppDiff'; rows: PushNodeState[]; buckets: number[]; digests: MemberDigest[]; userKeys: UserKey[] | null }
 /** Step 3 (request) and 4 (response, want lists empty): rows and coordinates to merge, and the ones asked for. */
-export interface PpRowsMsg { type: 'ppRows'; rows: PushNodeState[]; coords: CoordEntry[]; want: string[]; wantCoords: string[] }
+export interface PpRowsMsg {
+  type: 'ppRows'; rows: PushNodeState[]; coords: CoordEntry[]; want: string[]; wantCoords: string[];
+  /** Recent user messages the other side lacks, and the keys of those we want. */
+  user: UserMsg[]; wantUser: UserKey[];
+}
+/** Identifies a user message: its sender and the sender's random id. */
+export interface UserKey { from: string; id: number }
 export interface CoordEntry { node: string; seq: number; coord: Coordinate }
+/** An application message gossiped to every member; (from, id) identifies it for dedupe. */
+export interface UserMsg { type: 'user'; from: string; id: number; topic: string; data: Uint8Array }
 export interface ErrMsg { type: 'err'; message: string }
 /** A member's latest Vivaldi coordinate, gossiped; seq orders a member's own updates. */
 export interface CoordMsg { type: 'coord'; node: string; seq: number; coord: Coordinate }
 
-export type Message = PingMsg | IndirectPingMsg | AckMsg | NackMsg | SuspectMsg | AliveMsg | DeadMsg | PpDigestMsg | PpDiffMsg | PpRowsMsg | ErrMsg | CoordMsg;
+export type Message = PingMsg | IndirectPingMsg | AckMsg | NackMsg | SuspectMsg | AliveMsg | DeadMsg | PpDigestMsg | PpDiffMsg | PpRowsMsg | ErrMsg | CoordMsg | UserMsg;
 
 export type DecodeErrorCode = 'empty' | 'unknown_type' | 'malformed' | 'bad_field' | 'too_large' | 'nested_compound';
 
@@ -69,6 +81,11 @@ export const LIMITS = {
   maintReason: 256,
   errMessage: 1024,
   pushPullStates: 1_000_000,
+  userTopic: 64,
+  /** A user message must fit one datagram with room to spare (Memberlist enforces a smaller configured limit when sending). */
+  userData: 1400,
+  /** Recent user messages one push/pull may list or carry (a member keeps at most 1024). */
+  userRecent: 4096,
   stream: 20 * 1024 * 1024, // memberlist's push/pull cap
 } as const;
 
@@ -101,11 +118,15 @@ export function encode(m: Message): Uint8Array {
       const h = new Uint8Array(4 * m.hashes.length);
       const dv = new DataView(h.buffer);
       m.hashes.forEach((x, i) => dv.setUint32(4 * i, x));
-      return frame(MsgType.ppDigest, [m.join, h]);
+      return frame(MsgType.ppDigest, [m.join, h, m.userHash]);
     }
-    case 'ppDiff': return frame(MsgType.ppDiff, [m.rows.map(encodeRow), m.buckets, m.digests.map((d) => [d.name, d.incarnation, d.state, d.hash, d.coordSeq])]);
-    case 'ppRows': return frame(MsgType.ppRows, [m.rows.map(encodeRow), m.coords.map((c) => [c.node, c.seq, encodeCoordinate(c.coord)]), m.want, m.wantCoords]);
+    case 'ppDiff': return frame(MsgType.ppDiff, [m.rows.map(encodeRow), m.buckets, m.digests.map((d) => [d.name, d.incarnation, d.state, d.hash, d.coordSeq]), m.userKeys && m.userKeys.map((k) => [k.from, k.id])]);
+    case 'ppRows': return frame(MsgType.ppRows, [
+      m.rows.map(encodeRow), m.coords.map((c) => [c.node, c.seq, encodeCoordinate(c.coord)]), m.want, m.wantCoords,
+      m.user.map((u) => [u.from, u.id, u.topic, u.data]), m.wantUser.map((k) => [k.from, k.id]),
+    ]);
     case 'err': return frame(MsgType.err, [m.message]);
+    case 'user': return frame(MsgType.user, [m.from, m.id, m.topic, m.data]);
     case 'coord': return frame(MsgType.coord, [m.node, m.seq, encodeCoordinate(m.coord)]);
   }
 }
@@ -194,6 +215,24 @@ function list(v: unknown, field: string, max: number): unknown[] {
   return v;
 }
 
+function u32(v: unknown, field: string): number {
+  const n = uint(v, field);
+  if (n > 0xffffffff) bad(field, 'not a 32-bit value');
+  return n;
+}
+
+function userMsg(v: unknown, f: string): UserMsg {
+  const a = arr(v, f, 4);
+  return { type: 'user', from: str(a[0], `${f}.from`, LIMITS.name), id: uint(a[1], `${f}.id`), topic: str(a[2], `${f}.topic`, LIMITS.userTopic), data: bin(a[3], `${f}.data`, LIMITS.userData) };
+}
+
+function userKeys(v: unknown, field: string): UserKey[] {
+  return list(v, field, LIMITS.userRecent).map((k, i) => {
+    const a = arr(k, `${field}[${i}]`, 2);
+    return { from: str(a[0], `${field}[${i}].from`, LIMITS.name), id: uint(a[1], `${field}[${i}].id`) };
+  });
+}
+
 function memberState(v: unknown, field: string): MemberState {
   const st = uint(v, field);
   if (st < ALIVE || st > LEFT) bad(field, `unknown state ${st}`);
@@ -262,7 +301,7 @@ function decodeOne(data: Uint8Array): Message {
       return { type: 'dead', incarnation: uint(a[0], 'dead.incarnation'), node: str(a[1], 'dead.node', LIMITS.name), from: str(a[2], 'dead.from', LIMITS.name) };
     }
     case MsgType.ppDigest: {
-      const a = arr(body(data, 'ppDigest'), 'ppDigest', 2);
+      const a = arr(body(data, 'ppDigest'), 'ppDigest', 3);
       const join = bool(a[0], 'ppDigest.join');
       const h = bin(a[1], 'ppDigest.hashes', 4 * MAX_BUCKETS);
       const n = h.length / 4;
@@ -271,10 +310,10 @@ function decodeOne(data: Uint8Array): Message {
       const dv = new DataView(h.buffer, h.byteOffset, h.length);
       const hashes = new Uint32Array(n);
       for (let i = 0; i < n; i++) hashes[i] = dv.getUint32(4 * i);
-      return { type: 'ppDigest', join, hashes };
+      return { type: 'ppDigest', join, hashes, userHash: u32(a[2], 'ppDigest.userHash') };
     }
     case MsgType.ppDiff: {
-      const a = arr(body(data, 'ppDiff'), 'ppDiff', 3);
+      const a = arr(body(data, 'ppDiff'), 'ppDiff', 4);
       const rows = list(a[0], 'ppDiff.rows', LIMITS.pushPullStates).map((r, i) => decodeRow(r, `ppDiff.rows[${i}]`));
       const buckets = list(a[1], 'ppDiff.buckets', MAX_BUCKETS).map((b, i) => {
         const v = uint(b, `ppDiff.buckets[${i}]`);
@@ -284,14 +323,12 @@ function decodeOne(data: Uint8Array): Message {
       const digests = list(a[2], 'ppDiff.digests', LIMITS.pushPullStates).map((r, i): MemberDigest => {
         const f = `ppDiff.digests[${i}]`;
         const d = arr(r, f, 5);
-        const hash = uint(d[3], `${f}.hash`);
-        if (hash > 0xffffffff) bad(`${f}.hash`, 'not a 32-bit value');
-        return { name: str(d[0], `${f}.name`, LIMITS.name), incarnation: uint(d[1], `${f}.incarnation`), state: memberState(d[2], `${f}.state`), hash, coordSeq: uint(d[4], `${f}.coordSeq`) };
+        return { name: str(d[0], `${f}.name`, LIMITS.name), incarnation: uint(d[1], `${f}.incarnation`), state: memberState(d[2], `${f}.state`), hash: u32(d[3], `${f}.hash`), coordSeq: uint(d[4], `${f}.coordSeq`) };
       });
-      return { type: 'ppDiff', rows, buckets, digests };
+      return { type: 'ppDiff', rows, buckets, digests, userKeys: a[3] === null ? null : userKeys(a[3], 'ppDiff.userKeys') };
     }
     case MsgType.ppRows: {
-      const a = arr(body(data, 'ppRows'), 'ppRows', 4);
+      const a = arr(body(data, 'ppRows'), 'ppRows', 6);
       const rows = list(a[0], 'ppRows.rows', LIMITS.pushPullStates).map((r, i) => decodeRow(r, `ppRows.rows[${i}]`));
       const coords = list(a[1], 'ppRows.coords', LIMITS.pushPullStates).map((r, i): CoordEntry => {
         const f = `ppRows.coords[${i}]`;
@@ -300,7 +337,8 @@ function decodeOne(data: Uint8Array): Message {
       });
       const want = list(a[2], 'ppRows.want', LIMITS.pushPullStates).map((n, i) => str(n, `ppRows.want[${i}]`, LIMITS.name));
       const wantCoords = list(a[3], 'ppRows.wantCoords', LIMITS.pushPullStates).map((n, i) => str(n, `ppRows.wantCoords[${i}]`, LIMITS.name));
-      return { type: 'ppRows', rows, coords, want, wantCoords };
+      const user = list(a[4], 'ppRows.user', LIMITS.userRecent).map((u, i) => userMsg(u, `ppRows.user[${i}]`));
+      return { type: 'ppRows', rows, coords, want, wantCoords, user, wantUser: userKeys(a[5], 'ppRows.wantUser') };
     }
     case MsgType.err: {
       const a = arr(body(data, 'err'), 'err', 1);
@@ -310,6 +348,7 @@ function decodeOne(data: Uint8Array): Message {
       const a = arr(body(data, 'coord'), 'coord', 3);
       return { type: 'coord', node: str(a[0], 'coord.node', LIMITS.name), seq: uint(a[1], 'coord.seq'), coord: coordinate(a[2], 'coord.coord') };
     }
+    case MsgType.user: return userMsg(body(data, 'user'), 'user');
     case MsgType.compound:
       throw new DecodeError('nested_compound', 'compound inside compound');
     default:

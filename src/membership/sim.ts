@@ -9,6 +9,7 @@ import type { MembershipConfig } from './config.ts';
 import { Keyring } from './keyring.ts';
 import { Memberlist, type MemberEvent } from './memberlist.ts';
 import type { Transport, TransportHandler } from './transport.ts';
+import type { EventBus } from '../events/bus.ts';
 
 /** mulberry32: small, fast, seedable PRNG. */
 export function seededRandom(seed: number): () => number {
@@ -190,6 +191,8 @@ class SimTransport implements Transport {
 
 export interface SimClusterOptions extends SimNetworkOptions {
   size: number;
+  /** Give member i the bus buses[i] (member.* events, user messages). */
+  buses?: EventBus[];
   config?: Partial<MembershipConfig>;
   /** Base64 keys: every member gets its own Keyring with these keys. */
   keys?: string[];
@@ -231,6 +234,7 @@ export class SimCluster {
       transport,
       rand: seededRandom((this.#opts.seed ?? 1) * 100003 + i),
       lastIncarnation,
+      ...(this.#opts.buses?.[i] ? { bus: this.#opts.buses[i] } : {}),
       ...(this.#opts.keys ? { keyring: new Keyring(this.#opts.keys) } : {}),
       ...(onEvent ? { onEvent: (ev: MemberEvent) => onEvent(i, ev) } : {}),
     });

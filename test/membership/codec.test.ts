@@ -15,16 +15,18 @@ const samples: Message[] = [
   { type: 'alive', incarnation: 9, node: 'n1', addr: '10.0.0.2:7946', meta: new Uint8Array([1, 2, 3]), maint: 'kernel upgrade' },
   { type: 'alive', incarnation: 1, node: 'n1', addr: '10.0.0.2:7946', meta: new Uint8Array(), maint: null },
   { type: 'dead', incarnation: 2, node: 'n1', from: 'n1' },
-  { type: 'ppDigest', join: true, hashes: new Uint32Array([0, 1, 0xffffffff, 77]) },
+  { type: 'ppDigest', join: true, hashes: new Uint32Array([0, 1, 0xffffffff, 77]), userHash: 0 },
   {
     type: 'ppDiff', rows: [{ name: 'a', addr: 'h:1', meta: new Uint8Array([9]), maint: null, incarnation: 4, state: 0 }], buckets: [2, 3],
     digests: [{ name: 'b', incarnation: 7, state: 1, hash: 0xdeadbeef, coordSeq: 0 }, { name: 'c', incarnation: 1, state: 3, hash: 5, coordSeq: 12 }],
+    userKeys: [{ from: 'a', id: 2 ** 50 }],
   },
   {
     type: 'ppRows', rows: [{ name: 'a', addr: 'h:1', meta: new Uint8Array([9]), maint: 'disk', incarnation: 4, state: 2 }], coords: [],
-    want: ['b', 'c'], wantCoords: ['d'],
+    want: ['b', 'c'], wantCoords: ['d'], user: [{ type: 'user', from: 'a', id: 9, topic: 't', data: new Uint8Array([0xc0]) }], wantUser: [{ from: 'e', id: 1 }],
   },
   { type: 'err', message: 'nope' },
+  { type: 'user', from: 'n1', id: 2 ** 52 + 3, topic: 'deploy.done', data: new Uint8Array([0x81, 0xa1, 0x6b, 1]) },
 ];
 
 function normalize(m: Message): unknown {
@@ -126,28 +128,41 @@ test('codec: push/pull digest messages refuse malformed fields precisely', () =>
   const packr = new Packr({ useRecords: false });
   const msg = (type: number, body: unknown): Uint8Array => Uint8Array.from([type, ...packr.pack(body)]);
   // 3 hashes: not a power of two; 0 bytes: no bucket.
-  assert.throws(() => decode(msg(12, [false, new Uint8Array(12)])), /ppDigest\.hashes: 12 bytes is not 4 × a power of two/);
-  assert.throws(() => decode(msg(12, [false, new Uint8Array(0)])), /ppDigest\.hashes/);
-  assert.throws(() => decode(msg(12, [false, new Uint8Array(4 * 8192)])), /ppDigest\.hashes: larger than/);
-  assert.throws(() => decode(msg(13, [[], [5000], []])), /ppDiff\.buckets\[0\]: bucket 5000 out of range/);
-  assert.throws(() => decode(msg(13, [[], [], [['b', 1, 0, 2 ** 32, 0]]])), /ppDiff\.digests\[0\]\.hash/);
-  assert.throws(() => decode(msg(13, [[], [], [['b', 1, 4, 1, 0]]])), /ppDiff\.digests\[0\]\.state: unknown state 4/);
-  assert.throws(() => decode(msg(14, [[], [], ['ok', 7], []])), /ppRows\.want\[1\]: expected a string/);
-  assert.throws(() => decode(msg(14, [[['a', 'h:1', new Uint8Array(), null, 1]], [], [], []])), /ppRows\.rows\[0\]: expected 6 or 8 fields/);
+  assert.throws(() => decode(msg(12, [false, new Uint8Array(12), 0])), /ppDigest\.hashes: 12 bytes is not 4 × a power of two/);
+  assert.throws(() => decode(msg(12, [false, new Uint8Array(0), 0])), /ppDigest\.hashes/);
+  assert.throws(() => decode(msg(12, [false, new Uint8Array(4 * 8192), 0])), /ppDigest\.hashes: larger than/);
+  assert.throws(() => decode(msg(12, [false, new Uint8Array(4), -1])), /ppDigest\.userHash/);
+  assert.throws(() => decode(msg(13, [[], [5000], [], null])), /ppDiff\.buckets\[0\]: bucket 5000 out of range/);
+  assert.throws(() => decode(msg(13, [[], [], [['b', 1, 0, 2 ** 32, 0]], null])), /ppDiff\.digests\[0\]\.hash/);
+  assert.throws(() => decode(msg(13, [[], [], [['b', 1, 4, 1, 0]], null])), /ppDiff\.digests\[0\]\.state: unknown state 4/);
+  assert.throws(() => decode(msg(13, [[], [], [], [['a']]])), /ppDiff\.userKeys\[0\]: expected 2 fields/);
+  assert.throws(() => decode(msg(14, [[], [], ['ok', 7], [], [], []])), /ppRows\.want\[1\]: expected a string/);
+  assert.throws(() => decode(msg(14, [[['a', 'h:1', new Uint8Array(), null, 1]], [], [], [], [], []])), /ppRows\.rows\[0\]: expected 6 or 8 fields/);
+  assert.throws(() => decode(msg(14, [[], [], [], [], [['a', 1, '', new Uint8Array()]], []])), /ppRows\.user\[0\]\.topic: must not be empty/);
+  assert.throws(() => decode(msg(15, ['a', 1, 't', new Uint8Array(2000)])), /user\.data: larger than 1400 bytes/);
   assert.throws(() => decode(msg(6, [false, []])), (e: unknown) => e instanceof DecodeError && e.code === 'unknown_type', 'the retired full-state type 6');
 });
 
-test('codec fuzz: random well-formed push/pull messages round-trip; mangled ones only give DecodeError', () => {
+test('codec fuzz: random well-formed push/pull and user messages round-trip; mangled ones only give DecodeError', () => {
   const name = fc.string({ minLength: 1, maxLength: 12 });
   const rowArb = fc.record({
     name, addr: fc.string({ minLength: 1, maxLength: 20 }), meta: fc.uint8Array({ maxLength: 40 }),
     maint: fc.option(fc.string({ maxLength: 10 }), { nil: null }), incarnation: fc.nat(), state: fc.constantFrom(0, 1, 2, 3) as fc.Arbitrary<0 | 1 | 2 | 3>,
   });
   const digestArb = fc.record({ name, incarnation: fc.nat(), state: fc.constantFrom(0, 1, 2, 3) as fc.Arbitrary<0 | 1 | 2 | 3>, hash: fc.nat({ max: 0xffffffff }), coordSeq: fc.nat() });
+  const keyArb = fc.record({ from: name, id: fc.nat() });
+  const userArb = fc.record({ type: fc.constant('user' as const), from: name, id: fc.nat(), topic: fc.string({ minLength: 1, maxLength: 64 }), data: fc.uint8Array({ maxLength: 50 }) });
   const msgArb: fc.Arbitrary<Message> = fc.oneof(
-    fc.record({ type: fc.constant('ppDigest' as const), join: fc.boolean(), hashes: fc.integer({ min: 0, max: 6 }).chain((k) => fc.uint32Array({ minLength: 2 ** k, maxLength: 2 ** k })) }),
-    fc.record({ type: fc.constant('ppDiff' as const), rows: fc.array(rowArb, { maxLength: 5 }), buckets: fc.array(fc.nat({ max: 4095 }), { maxLength: 5 }), digests: fc.array(digestArb, { maxLength: 5 }) }),
-    fc.record({ type: fc.constant('ppRows' as const), rows: fc.array(rowArb, { maxLength: 5 }), coords: fc.constant<CoordEntry[]>([]), want: fc.array(name, { maxLength: 5 }), wantCoords: fc.array(name, { maxLength: 5 }) }),
+    fc.record({ type: fc.constant('ppDigest' as const), join: fc.boolean(), hashes: fc.integer({ min: 0, max: 6 }).chain((k) => fc.uint32Array({ minLength: 2 ** k, maxLength: 2 ** k })), userHash: fc.nat({ max: 0xffffffff }) }),
+    fc.record({
+      type: fc.constant('ppDiff' as const), rows: fc.array(rowArb, { maxLength: 5 }), buckets: fc.array(fc.nat({ max: 4095 }), { maxLength: 5 }), digests: fc.array(digestArb, { maxLength: 5 }),
+      userKeys: fc.option(fc.array(keyArb, { maxLength: 3 }), { nil: null }),
+    }),
+    fc.record({
+      type: fc.constant('ppRows' as const), rows: fc.array(rowArb, { maxLength: 5 }), coords: fc.constant<CoordEntry[]>([]), want: fc.array(name, { maxLength: 5 }), wantCoords: fc.array(name, { maxLength: 5 }),
+      user: fc.array(userArb, { maxLength: 3 }), wantUser: fc.array(keyArb, { maxLength: 3 }),
+    }),
+    userArb,
   );
   fc.assert(fc.property(msgArb, fc.nat(), fc.nat(255), fc.boolean(), (m, pos, val, truncate) => {
     const enc = encode(m);

@@ -158,7 +158,7 @@ const coordMsgs: Message[] = [
       { name: 'a', addr: 'h:1', meta: new Uint8Array([9]), maint: null, incarnation: 4, state: 0, coordSeq: 3, coord: newCoordinate() },
       { name: 'b', addr: 'h:2', meta: new Uint8Array(), maint: null, incarnation: 1, state: 0 },
     ],
-    coords: [{ node: 'c', seq: 9, coord: newCoordinate() }], want: [], wantCoords: [],
+    coords: [{ node: 'c', seq: 9, coord: newCoordinate() }], want: [], wantCoords: [], user: [], wantUser: [],
   },
 ];
 
