@@ -5,7 +5,7 @@
  * directory creation, removal, and metadata (mode, mtime, owner).
  * Depends on: delta/patch.ts (temp names), types.ts.
  */
-import { chmod, lchown, lstat, mkdir, readlink, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, lstat, lutimes, mkdir, readlink, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { tempPathFor } from './delta/index.ts';
 import type { FileVersion } from './resolve.ts';
@@ -74,11 +74,28 @@ export async function ensureDir(abs: string): Promise<void> {
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
-/** Applies mode, mtime (files) and owner (root + 'preserve') of version `v` to `abs`. */
+/** utimes/lutimes take seconds as a double: ≈0.2 µs rounding; the index keeps the local stat apart. */
+const seconds = (ns: bigint): number => Number(ns / 1000n) / 1e6;
+
+/**
+ * Applies mode, mtime and owner (root + 'preserve') of version `v` to `abs`. A symlink gets its
+ * own mtime (lutimes; Linux ignores symlink modes). A directory's mtime changes again whenever an
+ * entry is added or removed in it: the applier sets it once more after the children (setDirTime).
+ */
 export async function applyMeta(abs: string, v: FileVersion, cfg: Pick<TreeConfig, 'owner' | 'permissions'>): Promise<void> {
   if (isRoot && cfg.owner === 'preserve') await lchown(abs, v.uid, v.gid);
-  if (v.type === 'symlink') return; // Linux ignores symlink modes; symlink mtimes are not synced
+  if (v.type === 'symlink') {
+    await lutimes(abs, new Date(), seconds(v.mtimeNs));
+    return;
+  }
   if (cfg.permissions === 'preserve') await chmod(abs, v.mode);
-  // utimes takes seconds as a double: ≈0.2 µs rounding; the index keeps the local stat apart.
-  if (v.type === 'file') await utimes(abs, new Date(), Number(v.mtimeNs / 1000n) / 1e6);
+  await utimes(abs, new Date(), seconds(v.mtimeNs));
+}
+
+/** Sets a directory's mtime to `mtimeNs`; returns its stat after (null if it is no directory now). */
+export async function setDirTime(abs: string, mtimeNs: bigint): Promise<BigIntStats | null> {
+  const st = await lstatOrNull(abs);
+  if (st === null || !st.isDirectory()) return null;
+  if (st.mtimeNs !== mtimeNs) await utimes(abs, new Date(), seconds(mtimeNs));
+  return lstatOrNull(abs);
 }

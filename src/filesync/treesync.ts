@@ -25,7 +25,7 @@ import { Summary, bucketOf } from './buckets.ts';
 import { FileSyncError } from './errors.ts';
 import { TEMP_PREFIX, TEMP_SUFFIX, syncDir } from './delta/index.ts';
 import type { PatchOptions, PatchResult } from './delta/index.ts';
-import { applyMeta, clearForType, diskMatches, ensureDir, lstatOrNull, removePath, writeSymlink } from './diskops.ts';
+import { applyMeta, clearForType, diskMatches, ensureDir, lstatOrNull, removePath, setDirTime, writeSymlink } from './diskops.ts';
 import { checkMassDelete, checkTree, initTree } from './guards.ts';
 import type { TreeIdentity } from './guards.ts';
 import type { Entry } from './index/entry.ts';
@@ -141,6 +141,8 @@ interface ApplyCtx {
   checked: Set<string>;
   /** Directories that received renames: fsynced once at the end of the run. */
   syncDirs: Set<string>;
+  /** Tree-relative directories whose entries this run wrote or removed: their mtimes are set back at the end. */
+  touched: Set<string>;
 }
 
 /** Content to fetch; `done` gets the written file's stat or the error. */
@@ -149,6 +151,7 @@ interface FetchJob {
   done: (r: PatchResult | Error) => Promise<void>;
 }
 const depth = (p: string): number => p.split('/').length;
+const parentOf = (p: string): string => p.slice(0, Math.max(0, p.lastIndexOf('/')));
 /** `abs` as a delta basis if it is a regular file worth a signature, else null. */
 const fileBasis = async (abs: string): Promise<string | null> => {
   const st = await lstatOrNull(abs);
@@ -307,6 +310,9 @@ export class TreeSync {
 
   #selfWrite(path: string, dir = false): void {
     this.#selfWrites.set(path, { until: Infinity, dir });
+    // A directory's own watch reports a change of its attributes (our chmod/utimes) under the
+    // directory's base name, as if a child of that name changed: that path is only verified.
+    if (dir && path !== '') this.#selfWrites.set(`${path}/${path.slice(path.lastIndexOf('/') + 1)}`, { until: Infinity, dir: false });
   }
 
   /** After an apply: our paths' events are still expected for a short while. */
@@ -451,7 +457,7 @@ export class TreeSync {
         path: e.path, type: e.type, deleted: false,
         version: changed ? bump(rec?.version ?? emptyVector(), node) : rec.version,
         modifiedBy: changed ? node : rec.modifiedBy,
-        mtimeNs: e.type === 'dir' && !fresh && rec.type === 'dir' ? rec.mtimeNs : changed ? e.mtimeNs : rec.mtimeNs,
+        mtimeNs: changed ? e.mtimeNs : rec.mtimeNs,
         mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, ino: e.ino, stMtimeNs: e.mtimeNs, racy: e.racy === true,
       };
       if (!changed) Object.assign(after, { mode: rec.mode, uid: rec.uid, gid: rec.gid });
@@ -532,11 +538,13 @@ export class TreeSync {
     let removed = 0;
     let restored = 0;
     let failed = 0;
+    const removedFrom = new Set<string>();
     for (const p of remove.sort((a, b) => depth(b) - depth(a))) {
       try {
         const abs = await resolveInTree(this.cfg.root, p, checked);
         this.#selfWrite(p);
         await removePath(abs);
+        removedFrom.add(parentOf(p));
         removed++;
       } catch (e) {
         // A directory holding excluded content stays, as with rsync --delete.
@@ -558,6 +566,7 @@ export class TreeSync {
     }
     const source = this.#sources()[0]?.name ?? 'no reachable source';
     const out = await this.#applyWork(source, restore.map((r) => ({ local: r, remote: r, d: { action: 'take-remote', version: r.version, reason: 'one-way receiver: revert a local change' } })));
+    await this.#restoreDirTimes(removedFrom);
     this.#flushDb();
     this.#selfWritesDone();
     restored += out.applied;
@@ -572,9 +581,28 @@ export class TreeSync {
     if (failed > 0) this.#scheduleScan(Math.min(60_000, 1000 * 2 ** this.#revertFailures));
   }
 
+  /**
+   * Writing or removing entries changed these directories' mtimes: each is set back to its
+   * version's (deepest first: a utimes does not touch the parent) and its new stat recorded, so
+   * neither our writes nor the order they came in show as a local change.
+   */
+  async #restoreDirTimes(rels: Iterable<string>): Promise<void> {
+    const changes: Change[] = [];
+    for (const rel of [...rels].sort((a, b) => depth(b) - depth(a))) {
+      const rec = this.#index.get(rel);
+      if (rec === undefined || rec.deleted || rec.type !== 'dir') continue;
+      this.#selfWrite(rel, true);
+      const st = await setDirTime(join(this.cfg.root, rel), rec.mtimeNs).catch(() => null);
+      if (st !== null) changes.push({ before: rec, after: { ...rec, ino: st.ino, stMtimeNs: st.mtimeNs } });
+    }
+    this.#commit(changes);
+  }
+
   #differs(rec: IndexRecord, e: Entry): boolean {
     if (rec.type !== e.type) return true;
-    if (e.type === 'file' && (rec.hash !== e.hash || rec.stMtimeNs !== e.mtimeNs)) return true;
+    // Every type's mtime is synced (a directory's changes when entries are added or removed).
+    if (rec.stMtimeNs !== e.mtimeNs) return true;
+    if (e.type === 'file' && rec.hash !== e.hash) return true;
     if (e.type === 'symlink' && rec.target !== e.target) return true;
     if (this.cfg.permissions === 'preserve' && e.type !== 'symlink' && rec.mode !== e.mode) return true;
     // Owners are only applied as root, so elsewhere a differing uid is not a change to sync.
@@ -922,7 +950,7 @@ export class TreeSync {
     const dels = work.filter((w) => w.d.action === 'take-remote' && w.remote.deleted).sort((a, b) => depth(b.remote.path) - depth(a.remote.path));
     const retry: Work[] = [];
     const localChanges: IndexRecord[] = [];
-    const ctx: ApplyCtx = { checked: new Set(), syncDirs: new Set() };
+    const ctx: ApplyCtx = { checked: new Set(), syncDirs: new Set(), touched: new Set() };
     let fetches: FetchJob[] = [];
     const failed = (w: Work, e: unknown, last: boolean): void => {
       if (e instanceof Skip) {
@@ -935,6 +963,8 @@ export class TreeSync {
       }
     };
     const run = async (w: Work, last: boolean): Promise<void> => {
+      ctx.touched.add(parentOf(w.remote.path));
+      if (w.remote.type === 'dir' && !w.remote.deleted) ctx.touched.add(w.remote.path);
       try {
         const made = await this.#applyOne(peer, w.remote, w.d, ctx, (job) => {
           fetches.push({
@@ -979,6 +1009,7 @@ export class TreeSync {
       for (const w of dels) await run(w, false);
       for (const w of retry.splice(0)) await run({ ...w, local: this.#index.get(w.remote.path) }, true);
       await fetchPhase();
+      await this.#restoreDirTimes(ctx.touched);
       // Renames of this run become durable (one fsync per directory), then the index records.
       const dirs = [...ctx.syncDirs];
       let nd = 0;

@@ -186,3 +186,48 @@ test('restart rehashes only changed files', async () => {
     await c.close();
   }
 });
+
+test('directory and symlink mtimes propagate; a directory\'s is set after its children are written', async () => {
+  const c = await makeCluster({ names: ['a', 'b'] });
+  try {
+    await c.start('a');
+    await c.start('b');
+    const a = c.node('a').root;
+    const { lutimes, utimes } = await import('node:fs/promises');
+    const mtime = async (n: string, p: string): Promise<number> => (await lstat(join(c.node(n).root, p))).mtimeMs;
+    const same = async (p: string): Promise<boolean> => Math.abs((await mtime('a', p)) - (await mtime('b', p))) < 1;
+    await mkdir(join(a, 'd/sub'), { recursive: true });
+    for (let i = 0; i < 5; i++) await writeFile(join(a, 'd', `f${i}`), `file ${i}`);
+    await writeFile(join(a, 'd/sub/x'), 'x');
+    await symlink('d/f0', join(a, 'link'));
+    // Set after the children were created (as `rsync -a` or `cp -a` would leave them).
+    await utimes(join(a, 'd/sub'), new Date('2020-01-02T03:04:05Z'), new Date('2020-01-02T03:04:05Z'));
+    await utimes(join(a, 'd'), new Date('2021-05-06T07:08:09Z'), new Date('2021-05-06T07:08:09Z'));
+    await lutimes(join(a, 'link'), new Date('2019-09-09T09:09:09Z'), new Date('2019-09-09T09:09:09Z'));
+    await c.node('a').svc.scanNow('www');
+    await waitFor('b has the files with a\'s directory and symlink mtimes', async () => (await read(c, 'b', 'd/f4').catch(() => '')) === 'file 4' && (await exists(c, 'b', 'd/sub/x'))
+      && (await same('d')) && (await same('d/sub')) && (await same('link')));
+    assert.equal(new Date(await mtime('b', 'd')).toISOString(), '2021-05-06T07:08:09.000Z');
+    assert.equal(new Date(await mtime('b', 'link')).toISOString(), '2019-09-09T09:09:09.000Z');
+    // A new file in d on a (then d's mtime set again): on b d's mtime is a's, not the time b wrote the file.
+    await writeFile(join(a, 'd/new'), 'new');
+    await utimes(join(a, 'd'), new Date('2022-01-01T00:00:00Z'), new Date('2022-01-01T00:00:00Z'));
+    await lutimes(join(a, 'link'), new Date('2018-01-01T00:00:00Z'), new Date('2018-01-01T00:00:00Z'));
+    await c.node('a').svc.scanNow('www');
+    await waitFor('b follows', async () => (await exists(c, 'b', 'd/new')) && (await same('d')) && (await same('link')));
+    assert.equal(new Date(await mtime('b', 'd')).toISOString(), '2022-01-01T00:00:00.000Z');
+    // What b wrote is not a local change of b's (which would bump b's counter in d's version).
+    await c.node('b').svc.scanNow('www');
+    for (const n of ['a', 'b']) {
+      const d = c.node(n).svc.tree('www').record('d')!;
+      assert.equal(d.modifiedBy, 'a', `d last changed by a (seen on ${n})`);
+      assert.equal(d.version.b, undefined, `b never bumped d (seen on ${n})`);
+    }
+    // The other way round too.
+    await utimes(join(c.node('b').root, 'd/sub'), new Date('2023-03-03T03:03:03Z'), new Date('2023-03-03T03:03:03Z'));
+    await c.node('b').svc.scanNow('www');
+    await waitFor('a takes b\'s directory mtime', () => same('d/sub'));
+  } finally {
+    await c.close();
+  }
+});
