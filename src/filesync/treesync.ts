@@ -461,6 +461,9 @@ export class TreeSync {
         mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, ino: e.ino, stMtimeNs: e.mtimeNs, racy: e.racy === true,
       };
       if (!changed) Object.assign(after, { mode: rec.mode, uid: rec.uid, gid: rec.gid });
+      // Without root this node cannot give a file its owner: files it wrote belong to the agent's
+      // user, so a change made here keeps the version's owner instead of spreading that user.
+      else if (!fresh && !(IS_ROOT && this.cfg.owner === 'preserve')) Object.assign(after, { uid: rec.uid, gid: rec.gid });
       if (e.hash !== undefined) after.hash = e.hash;
       if (e.target !== undefined) after.target = e.target;
       changes.push({ before: rec, after });

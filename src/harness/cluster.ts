@@ -13,7 +13,7 @@
  * cluster.logOf(name), cluster.destroy().
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, openSync, closeSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, openSync, closeSync, existsSync, chmodSync, chownSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -47,6 +47,12 @@ export interface ClusterOptions {
   gossip?: Record<string, unknown>;
   /** Admin public key files every node trusts for signed pool documents. */
   adminKeys?: string[];
+  /**
+   * Nodes whose agent runs as another user (e.g. nobody), to test behaviour without root: their
+   * directory is handed to that user, and the cluster directory and keyring are made readable.
+   * The harness itself must run as root then.
+   */
+  runAs?: Record<string, { uid: number; gid: number }>;
 }
 
 /** Short timers for tests on loopback: the protocol code is the real one, only the periods shrink. */
@@ -96,6 +102,10 @@ export class Cluster {
     const keyring = join(c.dir, 'keyring.json');
     const key = generateGossipKey();
     await writeKeyring(keyring, { primary: key, keys: [key] });
+    if (opts.runAs !== undefined) {
+      chmodSync(c.dir, 0o755);
+      chmodSync(keyring, 0o644);
+    }
     const names = typeof opts.nodes === 'number' ? Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`) : opts.nodes;
     for (const name of names) await c.addNode(name);
     return c;
@@ -121,6 +131,10 @@ export class Cluster {
     };
     this.nodes.set(name, h);
     this.writeConfig(name);
+    const user = this.#opts.runAs?.[name];
+    if (user !== undefined) {
+      for (const p of [dir, ...readdirSync(dir, { recursive: true, encoding: 'utf8' }).map((f) => join(dir, f))]) chownSync(p, user.uid, user.gid);
+    }
     return h;
   }
 
@@ -168,6 +182,7 @@ export class Cluster {
     const proc = spawn(process.execPath, ['--no-warnings=ExperimentalWarning', CLI, '--config', h.configPath, 'agent'], {
       stdio: ['ignore', fd, fd],
       env: { ...process.env, MULTIALL_LOG_LEVEL: undefined },
+      ...this.#opts.runAs?.[name],
     });
     closeSync(fd);
     h.proc = proc;

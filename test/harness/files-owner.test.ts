@@ -1,0 +1,59 @@
+/**
+ * Ownership with an agent that is not root (real agents; one runs as `nobody`): owners are
+ * applied only as root. The non-root agent stores received files under its own user (it cannot
+ * chown) without failing, and its edits do not hand the root nodes' files to its user: the
+ * version keeps the owner. A file it creates reports the owner it has there.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitFor } from '../../src/harness/cluster.ts';
+import type { Cluster } from '../../src/harness/cluster.ts';
+import { treeCluster } from './files-cluster.ts';
+
+const NOBODY = { uid: 65534, gid: 65534 };
+const root = process.getuid?.() === 0;
+const dir = mkdtempSync(join(tmpdir(), 'multiall-owner-'));
+const tree = (n: string) => join(dir, `${n}-data`);
+let c: Cluster | undefined;
+
+before(async () => {
+  if (!root) return;
+  chmodSync(dir, 0o755); // the non-root agent must reach its directories
+  c = await treeCluster(dir, 'own', ['o1', 'o2'], { name: 'data', debounce: '200ms', scan_interval: '5s' }, tree, { runAs: { o2: NOBODY } });
+});
+after(async () => {
+  await c?.destroy();
+});
+
+const content = (n: string, f: string) => (existsSync(join(tree(n), f)) ? readFileSync(join(tree(n), f), 'utf8') : null);
+const owner = (n: string, f: string) => { const st = statSync(join(tree(n), f)); return `${st.uid}:${st.gid}`; };
+
+test('a non-root agent keeps files under its own user and never spreads it; root agents keep the owner', { skip: root ? false : 'needs root to run one agent as another user' }, async () => {
+  // The tree root of the non-root node belongs to its user (created before the agent started).
+  assert.equal(owner('o2', '.'), '65534:65534');
+  writeFileSync(join(tree('o1'), 'f.txt'), 'v1');
+  chownSync(join(tree('o1'), 'f.txt'), 1234, 1234);
+  await waitFor(() => content('o2', 'f.txt') === 'v1', 'f.txt on o2', 30_000);
+  assert.equal(owner('o2', 'f.txt'), '65534:65534', 'o2 could not chown: the file is its user\'s');
+  // An edit on o2 (in place, so still its user's) reaches o1 without changing o1's owner.
+  writeFileSync(join(tree('o2'), 'f.txt'), 'v2 from o2');
+  await waitFor(() => content('o1', 'f.txt') === 'v2 from o2', 'o2\'s edit on o1', 30_000);
+  assert.equal(owner('o1', 'f.txt'), '1234:1234', 'the owner stays what root set, not o2\'s agent user');
+  // A file created on o2 by its user: o1, as root, gives it that owner.
+  writeFileSync(join(tree('o2'), 'g.txt'), 'from o2');
+  chownSync(join(tree('o2'), 'g.txt'), NOBODY.uid, NOBODY.gid);
+  await waitFor(() => content('o1', 'g.txt') === 'from o2', 'g.txt on o1', 30_000);
+  assert.equal(owner('o1', 'g.txt'), '65534:65534');
+  // o1 changes the owner (as root): o2 cannot follow, and nothing fails or flips back.
+  chownSync(join(tree('o1'), 'g.txt'), 4321, 4321);
+  writeFileSync(join(tree('o1'), 'h.txt'), 'marker after the chown');
+  await waitFor(() => content('o2', 'h.txt') === 'marker after the chown', 'h.txt on o2', 30_000);
+  const st = await c!.cli('o2', ['files', 'status', 'data', '--json']);
+  const peers = (JSON.parse(st.stdout) as { peers: { lastError: string | null }[] }[])[0]!.peers;
+  assert.deepEqual(peers.map((p) => p.lastError), [null], 'no apply failures on the non-root node');
+  assert.equal(owner('o1', 'g.txt'), '4321:4321');
+  assert.equal(owner('o2', 'g.txt'), '65534:65534');
+});
