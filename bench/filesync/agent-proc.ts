@@ -3,17 +3,22 @@
  * one agent per server; the sender and the receiver do not share an event loop or a libuv
  * thread pool). Real Store, RpcServer and RpcClientPool over mTLS on 127.0.0.1. Controlled over
  * the IPC channel:
- *   {op: 'start', name, root, dbPath, tls: TlsFiles, tree}      → {op: 'listening', port}
+ *   {op: 'start', name, root, dbPath, tls: TlsFiles, tree, trace?} → {op: 'listening', port}
  *   {op: 'members', members}  (first one starts the service)     → {op: 'members-ok'}
  *   {op: 'wait', id, cond}  polls local state every 5 ms (20 ms: entries) → {op: 'done', id}
  *   {op: 'scan', id}                                               → {op: 'done', id}
+ *   {op: 'cpu', id}  CPU time (user + system, all threads) used so far, ms  → {op: 'done', id, value}
+ *   {op: 'timeline', id}  debug log records since the last call (with `trace`) → {op: 'done', id, value}
  *   {op: 'stop'}                                                   → exits
- * cond: {kind: 'entries', n} (live entries ≥ n), {kind: 'hash', path, hash} (index record has
- * that hash), {kind: 'content', path, text} (file on disk has that content).
+ * cond: {kind: 'entries', n} (live entries ≥ n), {kind: 'hashes', files: [[path, hash]…]} (index
+ * records have those hashes), {kind: 'content', path, text} (file on disk has that content).
+ * With `trace`, the agent logs at debug level into memory, time-stamped on the shared clock
+ * (performance.timeOrigin + now(), ms): the bench builds the initial sync's timeline from it.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { RpcServer } from '../../src/rpc/server.ts';
 import { RpcClientPool } from '../../src/rpc/client.ts';
 import { Store } from '../../src/state/store.ts';
@@ -25,16 +30,21 @@ import type { TlsFiles } from '../../src/config/types.ts';
 import type { TreeConfig } from '../../src/filesync/types.ts';
 import { treeConfig } from '../../test/filesync/cluster.ts';
 
-type Cond = { kind: 'entries'; n: number } | { kind: 'hash'; path: string; hash: string } | { kind: 'content'; path: string; text: string };
+type Cond = { kind: 'entries'; n: number } | { kind: 'hashes'; files: [string, string][] } | { kind: 'content'; path: string; text: string };
 type Msg =
-  | { op: 'start'; name: string; root: string; dbPath: string; tls: TlsFiles; tree: Partial<TreeConfig> }
+  | { op: 'start'; name: string; root: string; dbPath: string; tls: TlsFiles; tree: Partial<TreeConfig>; trace?: boolean }
   | { op: 'members'; members: Member[] }
   | { op: 'wait'; id: number; cond: Cond }
   | { op: 'hash'; id: number; path: string }
   | { op: 'scan'; id: number }
+  | { op: 'timeline'; id: number }
+  | { op: 'cpu'; id: number }
   | { op: 'stop' };
 
-const logger = pino({ level: process.env.FS_TEST_LOG ?? 'silent' });
+let trace: Record<string, unknown>[] = [];
+const traceLogger = (): Logger => pino({ level: 'debug', timestamp: () => `,"time":${(performance.timeOrigin + performance.now()).toFixed(2)}` }, {
+  write: (line: string) => void trace.push(JSON.parse(line) as Record<string, unknown>),
+});
 const send = (m: unknown): void => void process.send?.(m);
 let members: Member[] = [];
 let svc: FileSyncService | undefined;
@@ -44,7 +54,7 @@ let stopAll: (() => Promise<void>) | undefined;
 async function holds(c: Cond): Promise<boolean> {
   if (svc === undefined) return false;
   if (c.kind === 'entries') return svc.status('www')[0]!.entries >= c.n;
-  if (c.kind === 'hash') return svc.tree('www').record(c.path)?.hash === c.hash;
+  if (c.kind === 'hashes') return c.files.every(([path, hash]) => svc!.tree('www').record(path)?.hash === hash);
   return (await readFile(join(root, c.path), 'utf8').catch(() => null)) === c.text;
 }
 
@@ -54,6 +64,7 @@ process.on('message', (raw) => {
     switch (m.op) {
       case 'start': {
         root = m.root;
+        const logger = m.trace === true ? traceLogger() : pino({ level: process.env.FS_TEST_LOG ?? 'silent' });
         const store = new Store(m.dbPath, MIGRATIONS.some((x) => x.version === FILESYNC_MIGRATION.version) ? MIGRATIONS : [...MIGRATIONS, FILESYNC_MIGRATION]);
         const tls = await loadTlsMaterial(m.tls);
         const server = new RpcServer({ tls, host: '127.0.0.1', port: 0, logger });
@@ -90,6 +101,15 @@ process.on('message', (raw) => {
       }
       case 'hash':
         send({ op: 'done', id: m.id, value: svc?.tree('www').record(m.path)?.hash ?? null });
+        break;
+      case 'cpu': {
+        const u = process.cpuUsage();
+        send({ op: 'done', id: m.id, value: (u.user + u.system) / 1000 });
+        break;
+      }
+      case 'timeline':
+        send({ op: 'done', id: m.id, value: trace });
+        trace = [];
         break;
       case 'scan':
         await svc!.scanNow('www');

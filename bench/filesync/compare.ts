@@ -1,11 +1,15 @@
 /**
  * Side-by-side benchmark: MultiAll file sync vs rsync on data this script generates.
- *   node bench/filesync/compare.ts [scale=1] [runs=3] [peers=5]
+ *   node bench/filesync/compare.ts [scale=1] [runs=3] [peers=5] [options]
+ * Options: --preset issue (the issue's data set: 10,000 small files + 20 × 50 MB), --small N,
+ * --large N, --large-mb N (override the scale), --initial-only (skip the edit, small-change and
+ * fan-out cases), --timeline (print when each step of MultiAll's initial sync happened).
  * MultiAll: one agent per process (bench/filesync/agent-proc.ts: real Store, RPC server and client
  * pool over loopback mTLS, watcher on, debounce 100 ms), like one agent per server. rsync: a
  * daemon on 127.0.0.1 (plain TCP, generated rsyncd.conf) and the rsync client, `-a`, no `-z`
  * (MultiAll compresses nothing either), no `--fsync` (MultiAll fsyncs every file before its
- * rename, and each directory once per batch).
+ * rename, and each directory once per batch); `rsync -a --fsync` is reported as a second
+ * initial-sync column (durability like MultiAll's).
  * scale 1 = 2000 small files (2 KiB, in 50 directories) + 3 large files (32 MiB). Cases:
  *   1. initial sync to an empty peer: wall time and bytes on the wire
  *   2. 1-byte edit in the middle of a large file (its mtime moved +5 s, so rsync's quick check
@@ -14,6 +18,8 @@
  *      rsync: one run, i.e. the lower bound of what lsyncd achieves after its own delay)
  *   4. MultiAll only: time until a small change is visible on every one of `peers` peers
  *      (1 + peers processes, 100-file tree, 5 changes; median)
+ * Every timed initial sync starts after a `sync` (the generated data's dirty pages written back),
+ * so neither side pays for the other's or the generator's writeback.
  * Bytes on the wire: rsync's own "Total bytes sent + received"; MultiAll: TCP payload (TLS
  * records, handshakes included) of every agent-to-agent connection, from `ss -ti` counters
  * (bytes_sent + bytes_received of the client end), before/after each case.
@@ -21,29 +27,49 @@
  */
 import { execFile, fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { pseudoRandom } from '../../test/filesync/helpers.ts';
 import { makePki, type Pki } from '../../test/security/pki.ts';
 import type { Member } from '../../src/filesync/service.ts';
 
 const run = promisify(execFile);
-const scale = Number(process.argv[2] ?? '1');
-const RUNS = Math.max(1, Number(process.argv[3] ?? '3'));
-const PEERS = Math.max(1, Number(process.argv[4] ?? '5'));
-const SMALL = Math.max(10, Math.round(2000 * scale));
-const LARGE_MB = Math.max(1, Math.round(32 * scale));
+const { values: opt, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    preset: { type: 'string' }, small: { type: 'string' }, large: { type: 'string' }, 'large-mb': { type: 'string' },
+    'initial-only': { type: 'boolean', default: false }, timeline: { type: 'boolean', default: false },
+  },
+});
+if (opt.preset !== undefined && opt.preset !== 'issue') throw new Error(`unknown preset ${opt.preset} (known: issue)`);
+const issue = opt.preset === 'issue';
+const scale = Number(positionals[0] ?? '1');
+const RUNS = Math.max(1, Number(positionals[1] ?? '3'));
+const PEERS = Math.max(1, Number(positionals[2] ?? '5'));
+const SMALL = Number(opt.small ?? (issue ? 10_000 : Math.max(10, Math.round(2000 * scale))));
+const LARGE = Number(opt.large ?? (issue ? 20 : 3));
+/** Size of a large file: the issue's "50 MB" is 50,000,000 bytes; the scale gives MiB. */
+const LARGE_BYTES = opt['large-mb'] !== undefined ? Number(opt['large-mb']) * 1_000_000 : issue ? 50_000_000 : Math.max(1, Math.round(32 * scale)) * 1024 * 1024;
+if (!(SMALL >= 10 && LARGE >= 2 && LARGE_BYTES >= 4096)) throw new Error('need --small ≥ 10, --large ≥ 2 (the edit case uses large1.bin), --large-mb > 0');
+const INITIAL_ONLY = opt['initial-only'];
 
-async function generate(dir: string, small = SMALL, largeMb = LARGE_MB, large = 3): Promise<void> {
+/** Deterministic incompressible bytes at memory speed (AES-128-CTR of zeros, key from the seed). */
+function largeData(size: number, seed: number): Buffer {
+  const key = createHash('sha256').update(`multiall-bench-${seed}`).digest().subarray(0, 16);
+  const c = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  return Buffer.concat([c.update(Buffer.alloc(size)), c.final()]);
+}
+
+async function generate(dir: string, small = SMALL, largeBytes = LARGE_BYTES, large = LARGE): Promise<void> {
   for (let i = 0; i < small; i++) {
     const d = join(dir, `d${i % 50}`);
     await mkdir(d, { recursive: true });
     await writeFile(join(d, `f${i}.txt`), pseudoRandom(2048, i + 1));
   }
-  for (let i = 0; i < large; i++) await writeFile(join(dir, `large${i}.bin`), pseudoRandom(largeMb * 1024 * 1024, 1000 + i));
+  for (let i = 0; i < large; i++) await writeFile(join(dir, `large${i}.bin`), largeData(largeBytes, 1000 + i));
 }
 
 /** Flips the middle byte and moves the mtime 5 s ahead (same on both sides). */
@@ -137,7 +163,7 @@ class ProcCluster {
   }
 
   /** Forks the agent process and waits until it listens (process start-up is not timed). */
-  async spawn(name: string): Promise<void> {
+  async spawn(name: string, trace = false): Promise<void> {
     await mkdir(this.root(name), { recursive: true });
     // FS_BENCH_PROF=<dir>: CPU profile of every agent process (node --cpu-prof).
     const prof = process.env.FS_BENCH_PROF;
@@ -152,7 +178,7 @@ class ProcCluster {
         }
       };
       child.on('message', on);
-      child.send({ op: 'start', name, root: this.root(name), dbPath: join(this.dir, `${name}.db`), tls: this.#tls.get(name), tree: { debounceMs: 100 } });
+      child.send({ op: 'start', name, root: this.root(name), dbPath: join(this.dir, `${name}.db`), tls: this.#tls.get(name), tree: { debounceMs: 100 }, trace });
     });
     this.procs.set(name, { name, root: this.root(name), child, port });
   }
@@ -183,9 +209,17 @@ class ProcCluster {
     await this.join(name);
   }
 
-  async prepare(name: string): Promise<void> {
+  async prepare(name: string, trace = false): Promise<void> {
     this.#tls.set(name, await this.pki.files(name));
-    await this.spawn(name);
+    await this.spawn(name, trace);
+  }
+
+  async cpu(name: string): Promise<number> {
+    return (await this.#request(this.procs.get(name)!, { op: 'cpu' })).value as number;
+  }
+
+  async timeline(name: string): Promise<Record<string, unknown>[]> {
+    return (await this.#request(this.procs.get(name)!, { op: 'timeline' })).value as Record<string, unknown>[];
   }
 
   wait(name: string, cond: Record<string, unknown>): Promise<unknown> {
@@ -217,21 +251,66 @@ class ProcCluster {
 
 type Result = Record<string, number>;
 
+/** Same clock in every process: ms since the epoch, sub-ms resolution. */
+const now = (): number => performance.timeOrigin + performance.now();
+
+/** Milestones of one initial sync, ms after the join, from the receiver's debug log. */
+function milestones(log: Record<string, unknown>[], t0: number, endMs: number): Result {
+  const at = (msg: string, pick: 'first' | 'last' = 'first', ok: (r: Record<string, unknown>) => boolean = () => true): number => {
+    const hits = log.filter((r) => r.msg === msg && ok(r));
+    const r = pick === 'first' ? hits[0] : hits.at(-1);
+    return r === undefined ? NaN : Math.round((r.time as number) - t0);
+  };
+  const large = (r: Record<string, unknown>): boolean => r.files === 1 && (r.bytes as number) >= LARGE_BYTES;
+  return {
+    firstContact: at('catch-up: comparing summaries'),
+    summary: at('catch-up: summary received'),
+    firstEntriesPage: at('catch-up: entries page received'),
+    lastEntriesPage: at('catch-up: entries page received', 'last'),
+    firstFetchOpened: at('fetch: stream opened'),
+    firstStreamDone: at('fetch: stream done'),
+    smallDone: at('fetch: stream done', 'last', (r) => !large(r)),
+    largeDone: at('fetch: stream done', 'last', large),
+    contentDone: at('apply: content done', 'last'),
+    indexSaved: at('apply: index saved', 'last'),
+    end: Math.round(endMs),
+  };
+}
+const timelines: Result[] = [];
+
+/** Writes back dirty pages so that the timed part starts from a quiet disk, the same for both sides. */
+const settle = async (): Promise<void> => void (await run('sync'));
+
 async function benchMultiall(): Promise<Result> {
   const c = await ProcCluster.create();
   try {
     await generate(c.root('a'));
     await c.start('a'); // scans and hashes the generated data
-    const total = SMALL + 3;
-    const lastHash = (await c.hash('a', 'large2.bin'))!;
-    await c.prepare('b');
+    const total = SMALL + LARGE;
+    const large: [string, string][] = [];
+    for (let i = 0; i < LARGE; i++) large.push([`large${i}.bin`, (await c.hash('a', `large${i}.bin`))!]);
+    await c.prepare('b', opt.timeline);
+    await settle();
     let before = await tcpBytes(c.ports());
+    const cpu0 = [await c.cpu('a'), await c.cpu('b')];
+    const t0 = now();
     let t = performance.now();
     await c.join('b');
-    await c.wait('b', { kind: 'hash', path: 'large2.bin', hash: lastHash });
+    await c.wait('b', { kind: 'hashes', files: large });
     await c.wait('b', { kind: 'entries', n: total + 50 });
     const initialMs = performance.now() - t;
     const initialBytes = bytesSince(before, await tcpBytes(c.ports()));
+    // CPU time of the sender and the receiver process (all threads) during the initial sync.
+    const initialCpuSender = (await c.cpu('a')) - cpu0[0]!;
+    const initialCpuReceiver = (await c.cpu('b')) - cpu0[1]!;
+    if (opt.timeline) {
+      const log = await c.timeline('b');
+      timelines.push(milestones(log, t0, initialMs));
+      // FS_BENCH_TIMELINE_DUMP=<file>: the raw records too (time made relative to the join).
+      const dump = process.env.FS_BENCH_TIMELINE_DUMP;
+      if (dump !== undefined) await writeFile(dump, log.map((r) => JSON.stringify({ ...r, time: Math.round((r.time as number) - t0) })).join('\n'));
+    }
+    if (INITIAL_ONLY) return { initialMs, initialBytes, initialCpuSender, initialCpuReceiver };
 
     const file = join(c.root('a'), 'large1.bin');
     await flipMiddle(file);
@@ -239,7 +318,7 @@ async function benchMultiall(): Promise<Result> {
     before = await tcpBytes(c.ports());
     t = performance.now();
     await c.scan('a');
-    await c.wait('b', { kind: 'hash', path: 'large1.bin', hash: want });
+    await c.wait('b', { kind: 'hashes', files: [['large1.bin', want]] });
     const editMs = performance.now() - t;
     const editBytes = bytesSince(before, await tcpBytes(c.ports()));
 
@@ -247,7 +326,7 @@ async function benchMultiall(): Promise<Result> {
     await writeFile(join(c.root('a'), 'd1', 'f1.txt'), 'small change');
     await c.wait('b', { kind: 'content', path: 'd1/f1.txt', text: 'small change' });
     const smallChangeMs = performance.now() - t;
-    return { initialMs, initialBytes, editMs, editBytes, smallChangeMs };
+    return { initialMs, initialBytes, initialCpuSender, initialCpuReceiver, editMs, editBytes, smallChangeMs };
   } finally {
     await c.close();
   }
@@ -281,12 +360,14 @@ async function benchRsync(): Promise<Result> {
   const base = await mkdtemp(join(tmpdir(), 'multiall-rsbench-'));
   const src = join(base, 'rsync-src');
   const dst = join(base, 'rsync-dst');
+  const dstFsync = join(base, 'rsync-dst-fsync');
   await mkdir(src, { recursive: true });
   await mkdir(dst, { recursive: true });
+  await mkdir(dstFsync, { recursive: true });
   await generate(src);
   const port = 20000 + Math.floor(Math.random() * 20000);
   const conf = join(base, 'rsyncd.conf');
-  await writeFile(conf, `port = ${port}\naddress = 127.0.0.1\nuse chroot = no\npid file = ${join(base, 'rsyncd.pid')}\n[m]\n  path = ${dst}\n  read only = no\n  uid = ${process.getuid?.() ?? 0}\n  gid = ${process.getgid?.() ?? 0}\n`);
+  await writeFile(conf, `port = ${port}\naddress = 127.0.0.1\nuse chroot = no\npid file = ${join(base, 'rsyncd.pid')}\n[m]\n  path = ${dst}\n  read only = no\n  uid = ${process.getuid?.() ?? 0}\n  gid = ${process.getgid?.() ?? 0}\n[f]\n  path = ${dstFsync}\n  read only = no\n  uid = ${process.getuid?.() ?? 0}\n  gid = ${process.getgid?.() ?? 0}\n`);
   const daemon = spawn('rsync', ['--daemon', '--no-detach', `--config=${conf}`], { stdio: 'ignore' });
   try {
     const end = Date.now() + 10_000;
@@ -295,9 +376,16 @@ async function benchRsync(): Promise<Result> {
       await new Promise((r) => setTimeout(r, 50));
     }
     const url = `rsync://127.0.0.1:${port}/m/`;
+    await settle();
     let t = performance.now();
     const r1 = await run('rsync', ['-a', '--stats', `${src}/`, url], { maxBuffer: 1 << 24 });
     const initialMs = performance.now() - t;
+    // Durability like MultiAll's (every file fsynced): a reference column, not the target.
+    await settle();
+    t = performance.now();
+    await run('rsync', ['-a', '--fsync', `${src}/`, `rsync://127.0.0.1:${port}/f/`], { maxBuffer: 1 << 24 });
+    const initialFsyncMs = performance.now() - t;
+    if (INITIAL_ONLY) return { initialMs, initialBytes: rsyncBytes(r1.stdout), initialFsyncMs };
     await flipMiddle(join(src, 'large1.bin'));
     t = performance.now();
     const r2 = await run('rsync', ['-a', '--no-whole-file', '--stats', `${src}/`, url], { maxBuffer: 1 << 24 });
@@ -307,7 +395,7 @@ async function benchRsync(): Promise<Result> {
     t = performance.now();
     await run('rsync', ['-a', `${src}/`, url]);
     const smallChangeMs = performance.now() - t;
-    return { initialMs, initialBytes: rsyncBytes(r1.stdout), editMs, editBytes: rsyncBytes(r2.stdout), smallChangeMs };
+    return { initialMs, initialBytes: rsyncBytes(r1.stdout), initialFsyncMs, editMs, editBytes: rsyncBytes(r2.stdout), smallChangeMs };
   } finally {
     daemon.kill();
     await rm(base, { recursive: true, force: true });
@@ -333,15 +421,22 @@ for (let i = 0; i < RUNS; i++) {
   console.error(`run ${i + 1}/${RUNS}: multiall ${JSON.stringify(ours.at(-1))} rsync ${JSON.stringify(theirs.at(-1) ?? null)}`);
 }
 const fanout: number[] = [];
-for (let i = 0; i < RUNS; i++) fanout.push(...(await benchFanout(PEERS)));
+if (!INITIAL_ONLY) for (let i = 0; i < RUNS; i++) fanout.push(...(await benchFanout(PEERS)));
 const m = medians(ours);
 const r = theirs.length > 0 ? medians(theirs) : null;
 const ratio = (k: string): number | null => (r === null || !r[k] ? null : Math.round((m[k]! / r[k]!) * 100) / 100);
-console.log(`data: ${SMALL} × 2 KiB + 3 × ${LARGE_MB} MiB; medians of ${RUNS} runs`);
+console.log(`data: ${SMALL} × 2 KiB + ${LARGE} × ${LARGE_BYTES} B; medians of ${RUNS} runs; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
 console.table({ multiall: m, rsync: r });
-console.log(`small change visible on all ${PEERS} peers: median ${Math.round(median(fanout))} ms, max ${Math.round(Math.max(...fanout))} ms (${fanout.length} changes)`);
+if (timelines.length > 0) {
+  console.log('initial sync timeline (ms after the join, receiver\'s log; median of runs):');
+  console.table(medians(timelines));
+}
+if (fanout.length > 0) console.log(`small change visible on all ${PEERS} peers: median ${Math.round(median(fanout))} ms, max ${Math.round(Math.max(...fanout))} ms (${fanout.length} changes)`);
 console.log(JSON.stringify({
-  bench: 'filesync', scale, runs: RUNS, smallFiles: SMALL, largeMiB: LARGE_MB, multiall: m, rsync: r,
-  ratio: { initialMs: ratio('initialMs'), initialBytes: ratio('initialBytes'), editMs: ratio('editMs'), editBytes: ratio('editBytes'), smallChangeMs: ratio('smallChangeMs') },
-  fanout: { peers: PEERS, medianMs: Math.round(median(fanout)), maxMs: Math.round(Math.max(...fanout)), samples: fanout.length },
+  bench: 'filesync', scale, runs: RUNS, smallFiles: SMALL, largeFiles: LARGE, largeBytes: LARGE_BYTES, multiall: m, rsync: r,
+  ratio: {
+    initialMs: ratio('initialMs'), initialVsFsyncMs: r === null ? null : Math.round((m.initialMs! / r.initialFsyncMs!) * 100) / 100,
+    initialBytes: ratio('initialBytes'), editMs: ratio('editMs'), editBytes: ratio('editBytes'), smallChangeMs: ratio('smallChangeMs'),
+  },
+  ...(fanout.length > 0 ? { fanout: { peers: PEERS, medianMs: Math.round(median(fanout)), maxMs: Math.round(Math.max(...fanout)), samples: fanout.length } } : {}),
 }));

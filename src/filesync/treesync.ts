@@ -779,24 +779,33 @@ export class TreeSync {
 
   async #catchUp(m: Member, p: PeerState): Promise<number> {
     const timeoutMs = this.#host.rpcTimeoutMs ?? 30_000;
+    this.#log.debug({ peer: m.name }, 'catch-up: comparing summaries');
     const res = decodeSummaryRes(await this.#host.peers.call(this.#addr(m), 'files.summary', { tree: this.cfg.name, summary: Buffer.from(this.#summary.bytes) }, { timeoutMs }));
     let diff = this.#summary.diff(res.summary);
     const asked = diff;
     const listed = new Map<string, FileVersion['version']>();
+    this.#log.debug({ peer: m.name, buckets: diff.length, theirs: res.entries }, 'catch-up: summary received');
     let failed = 0;
     let pending = 0;
     if (diff.length > 0 && this.#paused === undefined) {
       const fetchPage = (after?: [number, string]): Promise<unknown> => this.#host.peers.call(this.#addr(m), 'files.entries', { tree: this.cfg.name, buckets: diff, ...(after ? { after } : {}) }, { timeoutMs });
       let pagePromise = fetchPage();
+      let waiting: FileVersion[] = [];
       for (;;) {
         const page = decodeEntriesRes(await pagePromise);
+        this.#log.debug({ peer: m.name, entries: page.entries.length, more: page.next !== undefined }, 'catch-up: entries page received');
         // The next page is requested while this one is applied.
         if (page.next !== undefined) {
           pagePromise = fetchPage([page.next.bucket, page.next.path]);
           pagePromise.catch(() => undefined);
         }
         for (const e of page.entries) listed.set(e.path, e.version);
-        const r = await this.applyRemote(m.name, page.entries);
+        // Pages come in bucket order, not path order: an entry whose directory is in a later page
+        // waits for it (else it would fail for a missing parent and cost another catch-up).
+        let batch = waiting.length > 0 ? [...waiting, ...page.entries] : page.entries;
+        waiting = [];
+        if (page.next !== undefined) [batch, waiting] = this.#parentsKnown(batch);
+        const r = await this.applyRemote(m.name, batch);
         failed += r.failed;
         pending += r.skipped;
         if (page.next === undefined) break;
@@ -810,6 +819,27 @@ export class TreeSync {
     p.lastSyncAt = Date.now();
     p.lastPair = this.#pairKey(res.summary);
     return failed;
+  }
+
+  /** Splits `batch` into entries whose parent directory exists (or comes in the batch) and the others. */
+  #parentsKnown(batch: FileVersion[]): [FileVersion[], FileVersion[]] {
+    const dirs = new Set<string>();
+    for (const e of batch) if (e.type === 'dir' && !e.deleted) dirs.add(e.path);
+    const known = new Map<string, boolean>();
+    const ok = (dir: string): boolean => {
+      if (dir === '') return true;
+      let k = known.get(dir);
+      if (k === undefined) {
+        const rec = this.#index.get(dir);
+        k = (rec !== undefined && !rec.deleted && rec.type === 'dir') || (dirs.has(dir) && ok(dir.slice(0, Math.max(0, dir.lastIndexOf('/')))));
+        known.set(dir, k);
+      }
+      return k;
+    };
+    const ready: FileVersion[] = [];
+    const later: FileVersion[] = [];
+    for (const e of batch) (e.deleted || ok(e.path.slice(0, Math.max(0, e.path.lastIndexOf('/')))) ? ready : later).push(e);
+    return [ready, later];
   }
 
   #pairKey(theirs: Uint8Array): string {
@@ -993,7 +1023,9 @@ export class TreeSync {
     const fetchPhase = async (): Promise<void> => {
       const jobs = fetches;
       fetches = [];
-      if (jobs.length > 0) await this.#fetchAll(peer, jobs);
+      if (jobs.length === 0) return;
+      this.#log.debug({ peer, files: jobs.length }, 'apply: fetching content');
+      await this.#fetchAll(peer, jobs);
     };
     try {
       // Same-depth entries are independent (parents are one level up): several at once.
@@ -1012,6 +1044,7 @@ export class TreeSync {
       for (const w of dels) await run(w, false);
       for (const w of retry.splice(0)) await run({ ...w, local: this.#index.get(w.remote.path) }, true);
       await fetchPhase();
+      this.#log.debug({ peer }, 'apply: content done');
       await this.#restoreDirTimes(ctx.touched);
       // Renames of this run become durable (one fsync per directory), then the index records.
       const dirs = [...ctx.syncDirs];
@@ -1021,6 +1054,7 @@ export class TreeSync {
       }));
     } finally {
       this.#flushDb();
+      this.#log.debug({ peer, ...out }, 'apply: index saved');
       this.#selfWritesDone();
     }
     if (localChanges.length > 0) void this.#notifyPeers(localChanges);
@@ -1058,6 +1092,8 @@ export class TreeSync {
     await Promise.all(Array.from({ length: Math.min(FETCH_STREAMS, batches.length) }, async () => {
       while (next < batches.length) {
         const b = batches[next++]!;
+        const size = b.reduce((n, j) => n + j.item.size, 0);
+        this.#log.debug({ peer, files: b.length, bytes: size }, 'fetch: stream opened');
         await fetchBatch((body) => this.#host.peers.openStream(addr, 'files.fetch', body), this.cfg.name, b.map((j) => j.item), this.#recv, async (i, r) => {
           const j = b[i]!;
           const retry = r instanceof Error ? retryItem(r, j.item) : null;
@@ -1069,6 +1105,7 @@ export class TreeSync {
           if (!(r instanceof Error)) this.#files.pulled++;
           await j.done(r);
         }).catch(() => undefined); // every item of the batch was reported to its job
+        this.#log.debug({ peer, files: b.length, bytes: size }, 'fetch: stream done');
       }
     }));
     if (again.length > 0) await this.#fetchAll(peer, again);
