@@ -9,7 +9,10 @@
  *   the fsync + rename of one file overlaps with receiving the next.
  * - serveFetch (sender): for each requested file, delta(sig, file) against the receiver's
  *   signature, or the whole file as LITERAL chunks + END when it sent none; a miss when the
- *   file is not available (or failed midway); optionally throttled.
+ *   file is not available (or failed midway); optionally throttled. A whole file is served only
+ *   when its stat matches the index record of the requested hash, and its END carries that hash
+ *   without hashing the file again: the receiver hashes every byte anyway, so a file changed in
+ *   place without a stat change fails there (E_PATCH_HASH) and never goes unnoticed.
  * Resumable: a file whose item carries `patch.partial` (partial.ts) is written into a partial
  * file kept when the transfer is cut; the next fetch sends its size as `offset` and the sender
  * sends only what follows (delta against the basis, or literal), with END over the whole file.
@@ -65,24 +68,32 @@ async function readPrefix(fh: FileHandle, n: number): Promise<Prefix> {
   return { sha, size };
 }
 
+/** The content a whole-file transfer is expected to produce, from byte `offset` on (resumed). */
+interface Expected {
+  sha256: Uint8Array;
+  offset: number;
+}
+
 /**
  * Whole file as literal ops + END (no rolling: nothing to match against). Reads up to 1 MiB per
- * read() and stops at `size` (from fstat): a file that changed meanwhile gets a different SHA-256
- * in END, which the receiver rejects. After a `prefix` (resumed transfer) only the rest is sent.
+ * read() and stops at `size` (from fstat). With `Expected`, END carries that hash and nothing is
+ * hashed here (the receiver's patch() checks every byte against it); else END carries the
+ * SHA-256 of what was read (after `prefix`, already hashed, on a resumed transfer).
  */
-export async function* wholeFileOps(fh: FileHandle, size: number, prefix?: Prefix): AsyncGenerator<DeltaOp> {
-  const sha = prefix?.sha ?? createHash('sha256');
-  let total = prefix?.size ?? 0;
+export async function* wholeFileOps(fh: FileHandle, size: number, from?: Prefix | Expected): AsyncGenerator<DeltaOp> {
+  const expected = from !== undefined && 'sha256' in from ? from.sha256 : undefined;
+  const sha = expected !== undefined ? undefined : from !== undefined && 'sha' in from ? from.sha : createHash('sha256');
+  let total = from === undefined ? 0 : 'size' in from ? from.size : Math.min(from.offset, size);
   while (total < size) {
     const buf = Buffer.allocUnsafe(Math.min(READ_BUF, size - total));
-    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, total);
     if (bytesRead === 0) break; // shrank
     const data = buf.subarray(0, bytesRead);
-    sha.update(data);
+    sha?.update(data);
     total += bytesRead;
     for (let off = 0; off < bytesRead; off += MAX_LITERAL) yield { type: 'literal', data: data.subarray(off, Math.min(bytesRead, off + MAX_LITERAL)) };
   }
-  yield { type: 'end', size: total, sha256: new Uint8Array(sha.digest()) };
+  yield { type: 'end', size: total, sha256: expected ?? new Uint8Array(sha!.digest()) };
 }
 
 /** A file the sender may serve: open (no symlink followed) and matching the index. */
@@ -135,10 +146,10 @@ async function prepare(openFile: OpenServable, f: FetchFile): Promise<Prepared> 
   return { ...file, data: data.subarray(0, got) };
 }
 
-/** Whole-file ops of content already in memory (from byte `from` on, for a resumed transfer). */
-function* bufferOps(data: Buffer, from: number): Generator<DeltaOp> {
-  for (let off = Math.min(from, data.length); off < data.length; off += MAX_LITERAL) yield { type: 'literal', data: data.subarray(off, Math.min(data.length, off + MAX_LITERAL)) };
-  yield { type: 'end', size: data.length, sha256: new Uint8Array(createHash('sha256').update(data).digest()) };
+/** Whole-file ops of content already in memory (from byte `offset` on, for a resumed transfer); see wholeFileOps. */
+function* bufferOps(data: Buffer, want: Expected): Generator<DeltaOp> {
+  for (let off = Math.min(want.offset, data.length); off < data.length; off += MAX_LITERAL) yield { type: 'literal', data: data.subarray(off, Math.min(data.length, off + MAX_LITERAL)) };
+  yield { type: 'end', size: data.length, sha256: want.sha256 };
 }
 
 /**
@@ -205,9 +216,10 @@ export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile
       }
       try {
         if (file.data === undefined) await flush(); // reading or rolling over a file may take a while
-        // A resuming receiver has the first f.offset bytes: they are only hashed here, for END.
-        const prefix = file.data === undefined && f.offset > 0 ? await readPrefix(file.fh, Math.min(f.offset, file.size)) : undefined;
-        const ops = file.data !== undefined ? bufferOps(file.data, f.offset) : sig === null ? wholeFileOps(file.fh, file.size, prefix) : delta(sig, file.fh, prefix);
+        const want: Expected = { sha256: Buffer.from(f.hash, 'hex'), offset: f.offset };
+        // A resuming receiver has the first f.offset bytes: for a delta they are only hashed here, for END.
+        const prefix = file.data === undefined && sig !== null && f.offset > 0 ? await readPrefix(file.fh, Math.min(f.offset, file.size)) : undefined;
+        const ops = file.data !== undefined ? bufferOps(file.data, want) : sig === null ? wholeFileOps(file.fh, file.size, want) : delta(sig, file.fh, prefix);
         for await (const op of ops) await send(encodeDeltaOp(op));
       } catch (e) {
         if (e instanceof FileSyncError && e.code === 'E_WIRE') throw e;
@@ -433,14 +445,9 @@ export function retryItem(e: unknown, item: FetchItem): FetchItem | null {
 export async function copyLocal(source: string, want: { hash: string; size: number; target: string; patch: Omit<PatchOptions, 'maxSize'> }): Promise<PatchResult> {
   const file = await openRegular(source, () => true);
   if (file === null) throw new FileSyncError('E_STALE', `${source} is no longer a regular file`);
-  async function* checked(): AsyncGenerator<DeltaOp> {
-    for await (const op of wholeFileOps(file!.fh, file!.size)) {
-      if (op.type === 'end' && Buffer.from(op.sha256).toString('hex') !== want.hash) throw new FileSyncError('E_STALE', `${source} changed: no longer has the wanted content`);
-      yield op;
-    }
-  }
   try {
-    return await patch(null, checked(), want.target, EMPTY_SIGNATURE, { ...want.patch, maxSize: want.size });
+    // patch() hashes what it copies: a source that no longer has the wanted content fails there.
+    return await patch(null, wholeFileOps(file.fh, file.size, { sha256: Buffer.from(want.hash, 'hex'), offset: 0 }), want.target, EMPTY_SIGNATURE, { ...want.patch, maxSize: want.size });
   } finally {
     await file.fh.close().catch(() => undefined);
   }

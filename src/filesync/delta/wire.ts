@@ -94,7 +94,8 @@ export function decodeDeltaOp(buf: Uint8Array): DeltaOp {
       if (a.length !== 2 || !isBin(data) || data.length < 1 || data.length > MAX_LITERAL) {
         wire(`delta op: literal needs [1, bin of 1..${MAX_LITERAL} bytes]`);
       }
-      return { type: 'literal', data: new Uint8Array(data) };
+      // A view, not a copy: msgpackr hands out slices of the message, which is not reused.
+      return { type: 'literal', data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
     }
     case 2: {
       const [, size, sha] = a;
