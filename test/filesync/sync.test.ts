@@ -231,3 +231,23 @@ test('directory and symlink mtimes propagate; a directory\'s is set after its ch
     await c.close();
   }
 });
+
+test('an initial sync larger than one entries page pulls every file once, without failures (directories in a later page first)', async () => {
+  const c = await makeCluster({ names: ['a', 'b'], watch: false });
+  try {
+    await c.start('a');
+    const a = c.node('a').root;
+    // 2,200 entries: two pages (2,048 + 152) in bucket order, so some directories come after their files.
+    for (let d = 0; d < 100; d++) await mkdir(join(a, `d${d}`), { recursive: true });
+    for (let i = 0; i < 2100; i++) await writeFile(join(a, `d${i % 100}`, `f${i}.txt`), `file ${i}`);
+    await c.node('a').svc.scanNow('www');
+    await c.start('b');
+    await waitFor('b has every entry', () => c.node('b').svc.status('www')[0]!.entries >= 2200, 60_000);
+    const synced = c.node('b').events.filter((e) => e.kind === 'files.synced').map((e) => e.data as { applied: number; failed: number });
+    assert.equal(synced.reduce((n, s) => n + s.failed, 0), 0, 'no entry failed for a missing parent directory');
+    assert.equal(c.node('b').svc.status('www')[0]!.files.pulled, 2100);
+    assert.equal(await read(c, 'b', 'd99/f2099.txt'), 'file 2099');
+  } finally {
+    await c.close();
+  }
+});
