@@ -9,6 +9,7 @@
 import { FileSyncService } from '../filesync/service.ts';
 import { resolveTrees } from '../filesync/schema.ts';
 import { removeStaleTempFiles } from '../filesync/cleanup.ts';
+import { registerFilesMetrics } from '../filesync/metrics.ts';
 import type { TreeConfig } from '../filesync/types.ts';
 import type { Agent } from './agent.ts';
 import type { ClusterServices } from './cluster.ts';
@@ -49,6 +50,7 @@ export async function startFiles(agent: Agent, cluster: ClusterServices): Promis
     trees,
   );
   await service.start();
+  registerFilesMetrics(agent.metrics.registry, service);
   // A member coming back (or joining) triggers a catch-up with it.
   for (const kind of ['member.joined', 'member.alive', 'member.updated'] as const) {
     agent.bus.on(kind, () => service.onMembersChanged());

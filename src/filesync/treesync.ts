@@ -103,7 +103,8 @@ export interface TreeStatus {
    * bytes of received files that came from partial files of interrupted transfers instead.
    */
   bytes: { received: number; sent: number; sigSent: number; sigReceived: number; resumed: number };
-  files: { pulled: number; copiedLocally: number; deleted: number; metadataOnly: number };
+  /** Since start; `reverted`: local changes a one-way receiver undid. */
+  files: { pulled: number; copiedLocally: number; deleted: number; metadataOnly: number; reverted: number };
 }
 
 interface PeerState {
@@ -182,7 +183,7 @@ export class TreeSync {
   readonly #postSync: PostSync;
   readonly #recv: TransferCounters = { opBytes: 0, sigBytes: 0, resumedBytes: 0 };
   readonly #sent: TransferCounters = { opBytes: 0, sigBytes: 0, resumedBytes: 0 };
-  readonly #files = { pulled: 0, copiedLocally: 0, deleted: 0, metadataOnly: 0 };
+  readonly #files = { pulled: 0, copiedLocally: 0, deleted: 0, metadataOnly: 0, reverted: 0 };
   #identity: TreeIdentity | undefined;
   #paused: string | undefined;
   #allowMassDelete = false;
@@ -576,6 +577,7 @@ export class TreeSync {
     failed += out.failed;
     const paths = [...remove, ...meta.map((r) => r.path), ...restore.map((r) => r.path)];
     if (paths.length === 0) return;
+    this.#files.reverted += removed + restored;
     if (removed + restored > 0) this.#postSync.trigger(removed + restored);
     this.#log.warn({ removed, restored, failed, paths: paths.slice(0, 20) }, 'one-way receiver: local changes reverted to the sources\' version');
     this.#host.bus?.publish('files.reverted', { tree: this.cfg.name, removed, restored, failed, paths: paths.slice(0, 100) });

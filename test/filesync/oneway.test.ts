@@ -45,6 +45,7 @@ test('a one-way receiver reverts local changes to the source\'s version', async 
     assert.equal(await exists(c, 'b', 'extra'), false, 'added directory tree removed');
     const ev = c.node('b').events.filter((e) => e.kind === ('files.reverted' as never)).map((e) => e.data as { removed: number; restored: number; paths: string[] });
     assert.ok(ev.length >= 1, 'files.reverted published');
+    assert.equal(c.node('b').svc.status('www')[0]!.files.reverted, ev.reduce((n, e) => n + e.removed + e.restored, 0), 'counted in status');
     // d: deleting g.txt changed its mtime, which is set back too.
     assert.deepEqual([...new Set(ev.flatMap((e) => e.paths))].sort(), ['added.txt', 'd', 'd/g.txt', 'extra', 'extra/deep', 'extra/deep/x', 'f1.txt', 'f2.txt', 'f3.txt']);
     // Nothing of b's edits reached the source; b still in sync with it.

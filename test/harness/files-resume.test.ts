@@ -60,6 +60,8 @@ test('receiver killed -9 mid-transfer: after its restart only the missing part i
   console.log(`# receiver killed: kept ${kept} B; after restart fetched ${b.received} B, resumed ${b.resumed} B of ${SIZE} B`);
   assert.ok(b.resumed >= kept, `resumed (${b.resumed} B) at least what was kept`);
   assert.ok(b.received < SIZE * 0.75, `fetched after restart (${b.received} B) clearly less than the file (${SIZE} B)`);
+  const metric = /multiall_files_bytes\{[^}]*kind="resumed"[^}]*\} (\d+)/.exec((await c.api('r2', 'GET', '/metrics')) as string);
+  assert.equal(Number(metric?.[1]), b.resumed, 'the same count on /metrics');
   assert.equal(partialOf('a.bin'), undefined, 'no partial left');
 });
 
