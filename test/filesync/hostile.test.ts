@@ -6,6 +6,7 @@ import { RpcClientPool, type PeerAddress } from '../../src/rpc/client.ts';
 import { RpcError } from '../../src/rpc/errors.ts';
 import { SUMMARY_BYTES } from '../../src/filesync/buckets.ts';
 import { decodeMiss, encodeEntry } from '../../src/filesync/protocol.ts';
+import { decodeDeltaOp } from '../../src/filesync/delta/index.ts';
 import type { FileVersion } from '../../src/filesync/resolve.ts';
 import { logger, makeCluster, waitFor } from './cluster.ts';
 
@@ -74,6 +75,12 @@ test('hostile peers: strangers refused, unsafe paths and sizes rejected, nothing
     await c.node('b').svc.scanNow('www');
     await waitFor('a got the payload', async () => (await readdir(c.node('a').root)).includes('payload'));
     const rec = c.node('b').svc.tree('www').record('payload')!;
+    // Resume offsets: only the bytes after the offset are sent, END covers the whole file; an
+    // offset past the end sends nothing but END (whose size then tells the receiver its bytes are wrong).
+    const ops = async (offset: number) => (await fetch({ tree: 'www', files: [['payload', Buffer.from(rec.hash!, 'hex'), 0, offset]] })).flat().map((m) => decodeDeltaOp(m as Uint8Array));
+    const resumed = await ops(1);
+    assert.deepEqual(resumed.map((o) => (o.type === 'literal' ? Buffer.from(o.data).toString() : o.type === 'end' ? `end ${o.size}` : o.type)), ['wn', 'end 3']);
+    assert.deepEqual((await ops(1 << 30)).map((o) => (o.type === 'end' ? `end ${o.size}` : o.type)), ['end 3']);
     const r = (await asB.call(addr, 'files.notify', { tree: 'www', entries: [encodeEntry({ ...rec, path: 'link/payload', version: { b: 50 } })] })) as { accepted: number };
     assert.equal(r.accepted, 1);
     await new Promise((res) => setTimeout(res, 300)); // give the (refused) apply a chance to do harm
