@@ -8,10 +8,10 @@
  * Public interface: removeStaleTempFiles(root) → {removed, kept}. Depends on delta/patch.ts
  * names, partial.ts.
  */
-import { lstat, readdir, unlink } from 'node:fs/promises';
+import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TEMP_PREFIX, TEMP_SUFFIX } from './delta/patch.ts';
-import { PARTIAL_MAX_AGE_MS, isPartialName } from './partial.ts';
+import { removeStalePartials, isPartialName } from './partial.ts';
 
 export async function removeStaleTempFiles(root: string, now = Date.now()): Promise<{ removed: number; kept: number }> {
   let removed = 0;
@@ -25,16 +25,12 @@ export async function removeStaleTempFiles(root: string, now = Date.now()): Prom
   for (const e of entries) {
     if (!e.isFile() || !e.name.startsWith(TEMP_PREFIX) || !e.name.endsWith(TEMP_SUFFIX)) continue;
     const abs = join(e.parentPath, e.name);
-    try {
-      if (isPartialName(e.name) && now - (await lstat(abs)).mtimeMs < PARTIAL_MAX_AGE_MS) {
-        kept++;
-        continue;
-      }
-      await unlink(abs);
-      removed++;
-    } catch {
-      // gone already
+    if (isPartialName(e.name)) {
+      if ((await removeStalePartials(e.parentPath, [e.name], now)) === 1) removed++;
+      else kept++;
+      continue;
     }
+    await unlink(abs).then(() => removed++, () => undefined); // gone already: fine
   }
   return { removed, kept };
 }

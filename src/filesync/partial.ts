@@ -10,9 +10,11 @@
  * PARTIAL_MAX_AGE_MS are removed.
  *
  * Public interface: RESUME_MIN_BYTES, PARTIAL_MAX_AGE_MS, partialPathFor, isPartialName,
- * preparePartial(target, hash) → {path, offset}. Depends on delta/patch.ts (temp names).
+ * preparePartial(target, hash) → {path, offset}, removeStalePartials(root, rels) (the scans
+ * report the partials they pass). Depends on delta/patch.ts (temp names).
  */
 import { lstat, readdir, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { TEMP_PREFIX, TEMP_SUFFIX } from './delta/index.ts';
 
@@ -49,11 +51,25 @@ export async function preparePartial(target: string, hash: string, now = Date.no
     const abs = join(dirname(target), name);
     const st = await lstat(abs).catch(() => null);
     if (st === null) continue;
-    if (abs === path && st.isFile() && now - st.mtimeMs < PARTIAL_MAX_AGE_MS) {
+    if (abs === path && st.isFile() && !stale(st, now)) {
       offset = st.size;
       continue;
     }
     await unlink(abs).catch(() => undefined);
   }
   return { path, offset };
+}
+
+const stale = (st: Stats, now: number): boolean => now - st.mtimeMs >= PARTIAL_MAX_AGE_MS;
+
+/** Removes the partials among `rels` (tree-relative) not written for PARTIAL_MAX_AGE_MS; returns how many. */
+export async function removeStalePartials(root: string, rels: string[], now = Date.now()): Promise<number> {
+  let removed = 0;
+  for (const rel of rels) {
+    const abs = join(root, rel);
+    const st = await lstat(abs).catch(() => null);
+    if (st === null || !stale(st, now)) continue;
+    await unlink(abs).then(() => removed++, () => undefined);
+  }
+  return removed;
 }

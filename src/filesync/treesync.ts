@@ -34,7 +34,7 @@ import { HashCache } from './index/hashcache.ts';
 import { scan } from './index/scanner.ts';
 import { IndexStore } from './indexstore.ts';
 import type { ConflictRow } from './indexstore.ts';
-import { preparePartial, RESUME_MIN_BYTES } from './partial.ts';
+import { preparePartial, removeStalePartials, RESUME_MIN_BYTES } from './partial.ts';
 import { PostSync } from './postsync.ts';
 import { MAX_ENTRIES_PER_MESSAGE, MAX_FETCH_FILES, decodeEntriesRes, decodeSummaryRes, encodeEntry } from './protocol.ts';
 import type { EntriesReq, FetchFile, FetchReq } from './protocol.ts';
@@ -440,6 +440,8 @@ export class TreeSync {
     // An unreadable directory must not look like deleted content.
     const blind = res.problems.map((p) => p.path);
     for (const p of res.problems) this.#log.warn(p, 'scan problem');
+    const stalePartials = await removeStalePartials(this.cfg.root, res.partials);
+    if (stalePartials > 0) this.#log.info({ removed: stalePartials }, 'removed partial files of transfers not resumed for a day');
     if (this.#receiver) {
       await this.#revertLocked(res.entries, blind);
       return [];

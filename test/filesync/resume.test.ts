@@ -162,3 +162,25 @@ test('a transfer cut by the sender going away resumes from the partial when it i
     await c.close();
   }
 });
+
+test('scans remove partials not written for a day and never index partials', async () => {
+  const { makeCluster } = await import('./cluster.ts');
+  const c = await makeCluster({ names: ['a'], watch: false });
+  try {
+    await c.start('a');
+    const root = c.node('a').root;
+    await mkdir(join(root, 'sub'));
+    const fresh = partialPathFor(join(root, 'sub', 'x.bin'), 'c'.repeat(64));
+    const stale = partialPathFor(join(root, 'y.bin'), 'd'.repeat(64));
+    await writeFile(fresh, 'fresh');
+    await writeFile(stale, 'stale');
+    const old = new Date(Date.now() - PARTIAL_MAX_AGE_MS - 60_000);
+    await utimes(stale, old, old);
+    await c.node('a').svc.scanNow('www');
+    await assert.rejects(stat(stale), { code: 'ENOENT' }, 'stale partial removed by the scan');
+    assert.equal(await readFile(fresh, 'utf8'), 'fresh', 'fresh partial kept');
+    assert.equal(c.node('a').svc.status('www')[0]!.entries, 1, 'only sub/ is an entry');
+  } finally {
+    await c.close();
+  }
+});

@@ -13,6 +13,7 @@ import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { FileSyncError } from '../errors.ts';
 import { TEMP_PREFIX, TEMP_SUFFIX } from '../delta/patch.ts';
+import { isPartialName } from '../partial.ts';
 import { TREE_MARKER } from '../guards.ts';
 import type { Entry, EntryType } from './entry.ts';
 import type { HashCache } from './hashcache.ts';
@@ -50,6 +51,8 @@ export interface ScanResult {
   stats: { files: number; dirs: number; symlinks: number; hashed: number; reused: number; bytesHashed: number };
   /** Entries skipped: unreadable, special files, invalid names. */
   problems: ScanProblem[];
+  /** Partial files of resumable transfers seen (tree-relative; never entries). */
+  partials: string[];
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -89,7 +92,7 @@ export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanRe
   const include = opts.include === undefined ? null : new IgnoreMatcher(opts.include);
   const prev = opts.previous;
   const cache = opts.hashCache;
-  const res: ScanResult = { entries: new Map(), stats: { files: 0, dirs: 0, symlinks: 0, hashed: 0, reused: 0, bytesHashed: 0 }, problems: [] };
+  const res: ScanResult = { entries: new Map(), stats: { files: 0, dirs: 0, symlinks: 0, hashed: 0, reused: 0, bytesHashed: 0 }, problems: [], partials: [] };
 
   const fileHash = async (abs: string, rel: string, st: BigIntStats, size: number): Promise<{ hash: string; racy: boolean }> => {
     const p = prev?.get(rel);
@@ -134,7 +137,10 @@ export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanRe
         continue;
       }
       const rel = relDir === '' ? name : `${relDir}/${name}`;
-      if (isReserved(rel, name)) continue;
+      if (isReserved(rel, name)) {
+        if (isPartialName(name)) res.partials.push(rel);
+        continue;
+      }
       const abs = join(absDir, name);
       let st: BigIntStats;
       try {
