@@ -46,7 +46,7 @@ export interface TransferCounters {
   resumedBytes: number;
 }
 
-/** What the receiver already has of a file (its first `size` bytes), hashed. */
+/** What the receiver already has of a file (its first `size` bytes), hashed: where a resumed delta starts. */
 interface Prefix {
   sha: Hash;
   size: number;
@@ -75,25 +75,22 @@ interface Expected {
 }
 
 /**
- * Whole file as literal ops + END (no rolling: nothing to match against). Reads up to 1 MiB per
- * read() and stops at `size` (from fstat). With `Expected`, END carries that hash and nothing is
- * hashed here (the receiver's patch() checks every byte against it); else END carries the
- * SHA-256 of what was read (after `prefix`, already hashed, on a resumed transfer).
+ * Whole file as literal ops + END (no rolling: nothing to match against), from byte
+ * `want.offset` on (a resumed transfer). Reads up to 1 MiB per read() and stops at `size` (from
+ * fstat). END carries the expected hash: nothing is hashed here, the receiver's patch() checks
+ * every byte against it.
  */
-export async function* wholeFileOps(fh: FileHandle, size: number, from?: Prefix | Expected): AsyncGenerator<DeltaOp> {
-  const expected = from !== undefined && 'sha256' in from ? from.sha256 : undefined;
-  const sha = expected !== undefined ? undefined : from !== undefined && 'sha' in from ? from.sha : createHash('sha256');
-  let total = from === undefined ? 0 : 'size' in from ? from.size : Math.min(from.offset, size);
+export async function* wholeFileOps(fh: FileHandle, size: number, want: Expected): AsyncGenerator<DeltaOp> {
+  let total = Math.min(want.offset, size);
   while (total < size) {
     const buf = Buffer.allocUnsafe(Math.min(READ_BUF, size - total));
     const { bytesRead } = await fh.read(buf, 0, buf.length, total);
     if (bytesRead === 0) break; // shrank
     const data = buf.subarray(0, bytesRead);
-    sha?.update(data);
     total += bytesRead;
     for (let off = 0; off < bytesRead; off += MAX_LITERAL) yield { type: 'literal', data: data.subarray(off, Math.min(bytesRead, off + MAX_LITERAL)) };
   }
-  yield { type: 'end', size: total, sha256: expected ?? new Uint8Array(sha!.digest()) };
+  yield { type: 'end', size: total, sha256: want.sha256 };
 }
 
 /** A file the sender may serve: open (no symlink followed) and matching the index. */
