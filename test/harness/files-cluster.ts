@@ -1,7 +1,8 @@
 /**
  * Harness fixture for file sync tests with real agents: a started cluster whose one pool syncs
  * one tree, each node at its own directory under `dir` (all agents share this host, so every
- * node but the first gets its path by exception). A node run as another user owns its tree.
+ * node but the first gets its path by exception). A node run as another user owns its tree;
+ * `more.pools` are added (e.g. the source pool of a one-way tree).
  */
 import { chownSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ export async function treeCluster(dir: string, pool: string, nodes: string[], tr
           exceptions: Object.fromEntries(nodes.slice(1).map((n) => [n, { [tree.name]: { path: root(n) } }])),
         },
       },
-    }],
+    }, ...(more.pools ?? [])],
   });
   await c.startAll();
   return c;
