@@ -95,8 +95,17 @@ export interface MemberlistOptions {
    * coordinate, direct probes feed RTT samples, and coordinates spread by gossip and push/pull.
    */
   coordinates?: boolean | Partial<CoordinateConfig>;
-  /** Who may talk to whom directly (topology.ts). Probe, gossip and push/pull targets are limited to members we can reach. */
-  topology?: { canReach(a: TopoMember, b: TopoMember): boolean };
+  /**
+   * Who may talk to whom directly (topology.ts). Probe, gossip and push/pull targets are limited
+   * to members we can reach; `restricts` (some pairs cannot talk) must be the same on every member.
+   */
+  topology?: MemberTopology;
+}
+
+export interface MemberTopology {
+  canReach(a: TopoMember, b: TopoMember): boolean;
+  /** True when some members cannot talk directly: only then do coordinates need anti-entropy. */
+  readonly restricts: boolean;
 }
 
 export interface MemberlistStats {
@@ -215,7 +224,7 @@ export class Memberlist {
   #seeds: string[] = [];
   #timers: { probe?: TimerHandle; gossip?: TimerHandle; pushPull?: TimerHandle; reap?: TimerHandle; reconnect?: TimerHandle } = {};
   readonly #metaCache = new WeakMap<Uint8Array, Record<string, unknown>>();
-  readonly #topo: { canReach(a: TopoMember, b: TopoMember): boolean } | undefined;
+  readonly #topo: MemberTopology | undefined;
   // Vivaldi (only when opts.coordinates): our client, the latest coordinate of every member,
   // and a separate low-priority queue so coordinates only fill room membership updates leave.
   readonly #coords: CoordinateClient | null;
@@ -671,15 +680,25 @@ export class Memberlist {
     return e ? { node: name, seq: e.seq, coord: e.c } : undefined;
   }
 
-  /** Coordinate sequence per member for push/pull digests; null when coordinates are off. */
+  /** Coordinate sequence per member for push/pull digests. */
   readonly #coordSeqOf = (name: string): number => (name === this.name ? this.#coordSeq : (this.#peerCoords.get(name)?.seq ?? 0));
 
+  /**
+   * Whether push/pull digests cover coordinates: only when the topology keeps some members from
+   * talking directly. Otherwise every member probes every member once per round-robin pass and
+   * the ack carries the acker's coordinate (as in serf, which never gossips coordinates), and
+   * exchanging every member's ever-changing coordinate was most of our push/pull bytes.
+   */
+  get #coordAntiEntropy(): boolean {
+    return this.#coords !== null && this.#topo?.restricts === true;
+  }
+
   #digest(s: NodeState): MemberDigest {
-    return { name: s.name, incarnation: s.incarnation, state: s.state, hash: this.#table.versionHashOf(s), coordSeq: this.#coords ? this.#coordSeqOf(s.name) : 0 };
+    return { name: s.name, incarnation: s.incarnation, state: s.state, hash: this.#table.versionHashOf(s), coordSeq: this.#coordAntiEntropy ? this.#coordSeqOf(s.name) : 0 };
   }
 
   #bucketHashes(buckets: number): Uint32Array {
-    return this.#table.bucketHashes(buckets, this.#coords ? this.#coordSeqOf : null);
+    return this.#table.bucketHashes(buckets, this.#coordAntiEntropy ? this.#coordSeqOf : null);
   }
 
   #encodeMeta(meta: Record<string, unknown>): Uint8Array {

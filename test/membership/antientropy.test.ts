@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
-import { SimNetwork } from '../../src/membership/sim.ts';
+import { SimNetwork, seededRandom } from '../../src/membership/sim.ts';
+import { Topology } from '../../src/membership/topology.ts';
 import { Memberlist } from '../../src/membership/memberlist.ts';
 import { bucketCount, decide, type MemberDigest } from '../../src/membership/antientropy.ts';
 import { ALIVE, DEAD, LEFT, SUSPECT } from '../../src/membership/state.ts';
@@ -25,7 +26,7 @@ async function pair(tag: string, pushPullInterval: number): Promise<{ net: SimNe
   const real = new Set([`${tag}-a`, `${tag}-b`]);
   const mk = (n: string, i: number): Memberlist => new Memberlist({
     name: `${tag}-${n}`, transport: net.transport(`10.8.0.${i}:7946`), clock: net.clockFor(`10.8.0.${i}:7946`),
-    config: { pushPullInterval, reconnectInterval: 0 }, topology: { canReach: (x, y) => real.has(x.name) && real.has(y.name) },
+    config: { pushPullInterval, reconnectInterval: 0 }, topology: { canReach: (x, y) => real.has(x.name) && real.has(y.name), restricts: true },
   });
   const a = mk('a', 1);
   const b = mk('b', 2);
@@ -146,4 +147,33 @@ test('a joiner gets every alive row from the seed and sends only its own', async
   assert.equal(joiner.stats().pushPullRowsSent, 1, 'the joiner sent only its own row');
   assert.equal(joiner.stats().pushPullRowsReceived, 501);
   await Promise.all([seed.shutdown(), joiner.shutdown()]);
+});
+
+test('one network: coordinates come from probes, push/pull does not carry their churn; every pair is still estimated', async () => {
+  const net = new SimNetwork({ seed: 11 });
+  const names = Array.from({ length: 8 }, (_, i) => `ae-coord-${i}`);
+  const ml = names.map((name, i) => new Memberlist({
+    name, transport: net.transport(`10.6.0.${i}:7946`), clock: net.clockFor(`10.6.0.${i}:7946`), rand: seededRandom(40 + i),
+    coordinates: true, topology: new Topology([{ name: 'lan', relays: [] }]), config: { pushPullInterval: 2000 },
+  }));
+  for (const m of ml) await m.start();
+  for (const m of ml) m.applyState(ml.flatMap((x) => x.localState().filter((r) => r.name === x.name)));
+  const run = async (ms: number): Promise<void> => {
+    const end = net.clock.now() + ms;
+    while (net.clock.now() < end) {
+      net.clock.runUntil(Math.min(end, net.clock.now() + 50));
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  };
+  await run(60_000);
+  for (const a of names) for (const b of names) if (a !== b) assert.ok(ml[0]?.estimateRtt(a, b) !== undefined, `${names[0]} estimates ${a}-${b}`);
+  // Coordinates keep moving and being republished, yet a push/pull between identical views stays
+  // the bucket hashes plus a near-empty answer (with two restricted networks it is ~125 bytes).
+  const bytes0 = net.counters.streamBytes;
+  const pp0 = ml.reduce((s, m) => s + m.stats().pushPulls, 0);
+  await run(60_000);
+  const exchanges = (ml.reduce((s, m) => s + m.stats().pushPulls, 0) - pp0) / 2;
+  assert.ok(exchanges >= 100, `${exchanges} exchanges`);
+  assert.ok((net.counters.streamBytes - bytes0) / exchanges < 4 * bucketCount(8) + 64, `${net.counters.streamBytes - bytes0} stream bytes in ${exchanges} exchanges`);
+  for (const m of ml) await m.shutdown();
 });
