@@ -203,3 +203,14 @@ test('news we originate (our suspicion, a death we declare) goes out at once, no
   await c.run(10, 1);
   assert.ok(failedBy().length >= 3, `members that know n4 is dead 10 ms after the first declaration: ${failedBy().join(',')}`);
 });
+
+test('members that hear of a suspicion probe the suspect at once: about k+1 of them per suspicion, whatever N', async () => {
+  const c = await joined({ size: N, seed: 23 });
+  for (const victim of [5, 15, 25]) await c.kill(victim);
+  await c.run(60_000);
+  for (let i = 0; i < N; i++) if (![5, 15, 25].includes(i)) for (const v of [5, 15, 25]) assert.equal(c.members[i]?.member(`n${v}`)?.state, 'dead');
+  // Each of the ~47 members that hears a suspicion probes with probability (k+1)/(N−2) = 3/48:
+  // 3 per victim expected, 9 for the three; far from every member probing every suspect.
+  const extra = c.members.reduce((s, m) => s + m.stats().probesOnSuspicion, 0);
+  assert.ok(extra >= 1 && extra <= 27, `${extra} out-of-turn probes for 3 suspicions`);
+});
