@@ -204,6 +204,8 @@ test('fuzz: decoders return valid values or throw E_WIRE, never anything else', 
       check(() => decodeDeltaOp(pack(v)));
       assert.throws(() => decodeSignature(pack(v)), FileSyncError);
     }
+    // An op kind that decodes to a BigInt (uint64 larger than 2^53): found by the fuzz above.
+    assert.throws(() => decodeDeltaOp(Uint8Array.from([0x92, 0xcf, 0xff, 0, 0, 0, 0, 0, 0, 1, 0x01])), (e: unknown) => e instanceof FileSyncError && e.code === 'E_WIRE' && /unknown kind/.test(e.message));
   });
 });
 

@@ -105,6 +105,7 @@ export function decodeDeltaOp(buf: Uint8Array): DeltaOp {
       return { type: 'end', size, sha256: new Uint8Array(sha) };
     }
     default:
-      return wire(`delta op: unknown kind ${JSON.stringify(a[0]) ?? 'undefined'}`);
+      // String(): the kind may be a BigInt (msgpack uint64), which JSON.stringify throws on.
+      return wire(`delta op: unknown kind ${typeof a[0] === 'string' ? JSON.stringify(a[0]) : String(a[0]).slice(0, 40)}`);
   }
 }
