@@ -13,8 +13,14 @@ import { waitFor } from '../../src/harness/cluster.ts';
 import type { Cluster } from '../../src/harness/cluster.ts';
 import { treeCluster } from './files-cluster.ts';
 
-const NOBODY = { uid: 65534, gid: 65534 };
-const root = process.getuid?.() === 0;
+/** The `nobody` account from /etc/passwd (uid and gid), if there is one. */
+function nobody(): { uid: number; gid: number } | undefined {
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'));
+  const [uid, gid] = (line?.split(':') ?? []).slice(2, 4).map(Number);
+  return uid !== undefined && gid !== undefined && uid > 0 && gid > 0 ? { uid, gid } : undefined;
+}
+const NOBODY = nobody() ?? { uid: -1, gid: -1 };
+const root = process.getuid?.() === 0 && NOBODY.uid > 0;
 const dir = mkdtempSync(join(tmpdir(), 'multiall-owner-'));
 const tree = (n: string) => join(dir, `${n}-data`);
 let c: Cluster | undefined;
@@ -31,13 +37,14 @@ after(async () => {
 const content = (n: string, f: string) => (existsSync(join(tree(n), f)) ? readFileSync(join(tree(n), f), 'utf8') : null);
 const owner = (n: string, f: string) => { const st = statSync(join(tree(n), f)); return `${st.uid}:${st.gid}`; };
 
-test('a non-root agent keeps files under its own user and never spreads it; root agents keep the owner', { skip: root ? false : 'needs root to run one agent as another user' }, async () => {
+test('a non-root agent keeps files under its own user and never spreads it; root agents keep the owner', { skip: root ? false : 'needs root and a nobody account to run one agent as another user' }, async () => {
   // The tree root of the non-root node belongs to its user (created before the agent started).
-  assert.equal(owner('o2', '.'), '65534:65534');
+  const nb = `${NOBODY.uid}:${NOBODY.gid}`;
+  assert.equal(owner('o2', '.'), nb);
   writeFileSync(join(tree('o1'), 'f.txt'), 'v1');
   chownSync(join(tree('o1'), 'f.txt'), 1234, 1234);
   await waitFor(() => content('o2', 'f.txt') === 'v1', 'f.txt on o2', 30_000);
-  assert.equal(owner('o2', 'f.txt'), '65534:65534', 'o2 could not chown: the file is its user\'s');
+  assert.equal(owner('o2', 'f.txt'), nb, 'o2 could not chown: the file is its user\'s');
   // An edit on o2 (in place, so still its user's) reaches o1 without changing o1's owner.
   writeFileSync(join(tree('o2'), 'f.txt'), 'v2 from o2');
   await waitFor(() => content('o1', 'f.txt') === 'v2 from o2', 'o2\'s edit on o1', 30_000);
@@ -46,7 +53,7 @@ test('a non-root agent keeps files under its own user and never spreads it; root
   writeFileSync(join(tree('o2'), 'g.txt'), 'from o2');
   chownSync(join(tree('o2'), 'g.txt'), NOBODY.uid, NOBODY.gid);
   await waitFor(() => content('o1', 'g.txt') === 'from o2', 'g.txt on o1', 30_000);
-  assert.equal(owner('o1', 'g.txt'), '65534:65534');
+  assert.equal(owner('o1', 'g.txt'), nb);
   // o1 changes the owner (as root): o2 cannot follow, and nothing fails or flips back.
   chownSync(join(tree('o1'), 'g.txt'), 4321, 4321);
   writeFileSync(join(tree('o1'), 'h.txt'), 'marker after the chown');
@@ -55,5 +62,5 @@ test('a non-root agent keeps files under its own user and never spreads it; root
   const peers = (JSON.parse(st.stdout) as { peers: { lastError: string | null }[] }[])[0]!.peers;
   assert.deepEqual(peers.map((p) => p.lastError), [null], 'no apply failures on the non-root node');
   assert.equal(owner('o1', 'g.txt'), '4321:4321');
-  assert.equal(owner('o2', 'g.txt'), '65534:65534');
+  assert.equal(owner('o2', 'g.txt'), nb);
 });
