@@ -10,7 +10,7 @@
  * PARTIAL_MAX_AGE_MS are removed.
  *
  * Public interface: RESUME_MIN_BYTES, PARTIAL_MAX_AGE_MS, partialPathFor, isPartialName,
- * preparePartial(target, hash) → {path, offset}, removeStalePartials(root, rels) (the scans
+ * preparePartial(target, hash, size) → {path, offset}, removeStalePartials(root, rels) (the scans
  * report the partials they pass). Depends on delta/patch.ts (temp names).
  */
 import { lstat, readdir, unlink } from 'node:fs/promises';
@@ -38,10 +38,11 @@ export function isPartialName(name: string): boolean {
 }
 
 /**
- * Where to receive content `hash` for `target`, and how many of its first bytes a fresh partial
- * already holds (0: start afresh). Removes this target's partials of other content and stale ones.
+ * Where to receive content `hash` (of `size` bytes) for `target`, and how many of its first bytes
+ * a fresh partial already holds (0: start afresh). Removes this target's partials of other
+ * content, stale ones, and one longer than the content (it cannot be a prefix of it).
  */
-export async function preparePartial(target: string, hash: string, now = Date.now()): Promise<{ path: string; offset: number }> {
+export async function preparePartial(target: string, hash: string, size: number, now = Date.now()): Promise<{ path: string; offset: number }> {
   const path = partialPathFor(target, hash);
   const prefix = stem(target);
   let offset = 0;
@@ -51,7 +52,7 @@ export async function preparePartial(target: string, hash: string, now = Date.no
     const abs = join(dirname(target), name);
     const st = await lstat(abs).catch(() => null);
     if (st === null) continue;
-    if (abs === path && st.isFile() && !stale(st, now)) {
+    if (abs === path && st.isFile() && !stale(st, now) && st.size <= size) {
       offset = st.size;
       continue;
     }

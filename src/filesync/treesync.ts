@@ -1243,7 +1243,7 @@ export class TreeSync {
       const opts = this.#patchOpts(r, abs, ctx, guard);
       if (await this.#copyFromLocal(r, abs, opts, ctx)) return null;
       const b = basis ?? (local !== undefined && !local.deleted && local.type === 'file' && local.size >= MIN_DELTA_BASIS ? abs : null);
-      if (r.size >= RESUME_MIN_BYTES) opts.partial = await preparePartial(abs, r.hash!);
+      if (r.size >= RESUME_MIN_BYTES) opts.partial = await preparePartial(abs, r.hash!, r.size);
       return { path: r.path, hash: r.hash!, size: r.size, basis: b, target: abs, patch: opts };
     }
     await applyMeta(abs, r, this.cfg);

@@ -48,7 +48,7 @@ test('a cut transfer keeps its partial; the next one sends only the rest and yie
     assert.ok(kept >= 1 << 20 && kept < content.length, `partial keeps what arrived (${kept} B)`);
     assert.ok((await readFile(part)).equals(content.subarray(0, kept)));
 
-    const { path, offset } = await preparePartial(target, hex(content));
+    const { path, offset } = await preparePartial(target, hex(content), content.length);
     assert.deepEqual({ path, offset }, { path: part, offset: kept });
     let sent = 0;
     async function* counted(): AsyncGenerator<DeltaOp> {
@@ -105,13 +105,17 @@ test('a partial whose bytes are wrong is removed, the target untouched; other co
     // The source changed: a partial of the previous content at this name goes.
     const other = partialPathFor(target, hex(Buffer.from('previous version')));
     await writeFile(other, 'previous ver');
-    assert.deepEqual(await preparePartial(target, hex(content)), { path: part, offset: 0 });
+    assert.deepEqual(await preparePartial(target, hex(content), content.length), { path: part, offset: 0 });
     await assert.rejects(stat(other), { code: 'ENOENT' });
+    // Longer than the content: cannot be a prefix of it.
+    await writeFile(part, Buffer.concat([content, Buffer.from('x')]));
+    assert.deepEqual(await preparePartial(target, hex(content), content.length), { path: part, offset: 0 });
+    await assert.rejects(stat(part), { code: 'ENOENT' });
     // Too old: not resumed.
     await writeFile(part, content.subarray(0, 1000));
     const old = new Date(Date.now() - PARTIAL_MAX_AGE_MS - 60_000);
     await utimes(part, old, old);
-    assert.deepEqual(await preparePartial(target, hex(content)), { path: part, offset: 0 });
+    assert.deepEqual(await preparePartial(target, hex(content), content.length), { path: part, offset: 0 });
     await assert.rejects(stat(part), { code: 'ENOENT' });
   });
 });
