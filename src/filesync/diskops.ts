@@ -6,7 +6,7 @@
  * Depends on: delta/patch.ts (temp names), types.ts.
  */
 import { chmod, lchown, lstat, lutimes, mkdir, readlink, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { readFileSync, type BigIntStats } from 'node:fs';
 import { tempPathFor } from './delta/index.ts';
 import type { FileVersion } from './resolve.ts';
 import type { IndexRecord, TreeConfig } from './types.ts';
@@ -72,18 +72,32 @@ export async function ensureDir(abs: string): Promise<void> {
   });
 }
 
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+/**
+ * Can this process give files any owner? It needs CAP_CHOWN (chown) and CAP_FOWNER (chmod and
+ * utimes of a file it no longer owns): root has both; an agent running as its own user can get
+ * them (systemd `AmbientCapabilities=CAP_CHOWN CAP_FOWNER`). Read from /proc/self/status; where
+ * that is missing, only root.
+ */
+export const CAN_CHOWN = ((): boolean => {
+  try {
+    const eff = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (eff !== undefined) return (BigInt(`0x${eff}`) & 0b1001n) === 0b1001n; // bits 0 and 3
+  } catch {
+    // not Linux
+  }
+  return process.getuid?.() === 0;
+})();
 
 /** utimes/lutimes take seconds as a double: ≈0.2 µs rounding; the index keeps the local stat apart. */
 const seconds = (ns: bigint): number => Number(ns / 1000n) / 1e6;
 
 /**
- * Applies mode, mtime and owner (root + 'preserve') of version `v` to `abs`. A symlink gets its
+ * Applies mode, mtime and owner ('preserve', with CAN_CHOWN) of version `v` to `abs`. A symlink gets its
  * own mtime (lutimes; Linux ignores symlink modes). A directory's mtime changes again whenever an
  * entry is added or removed in it: the applier sets it once more after the children (setDirTime).
  */
 export async function applyMeta(abs: string, v: FileVersion, cfg: Pick<TreeConfig, 'owner' | 'permissions'>): Promise<void> {
-  if (isRoot && cfg.owner === 'preserve') await lchown(abs, v.uid, v.gid);
+  if (CAN_CHOWN && cfg.owner === 'preserve') await lchown(abs, v.uid, v.gid);
   if (v.type === 'symlink') {
     await lutimes(abs, new Date(), seconds(v.mtimeNs));
     return;

@@ -10,7 +10,7 @@
  *         mode: two-way                     # or { one_way_from: <pool> }
  *         exclude: ["*.log", "cache/"]      # gitignore syntax
  *         include: []                       # if non-empty, only matching paths are synced
- *         owner: preserve                   # uid/gid (only applied when running as root)
+ *         owner: preserve                   # uid/gid (applied only by root or with CAP_CHOWN + CAP_FOWNER)
  *         permissions: preserve
  *         post_sync: [{ run: "systemctl reload nginx", timeout: 30s }]
  *         debounce: 2s

@@ -25,7 +25,7 @@ import { Summary, bucketOf } from './buckets.ts';
 import { FileSyncError } from './errors.ts';
 import { TEMP_PREFIX, TEMP_SUFFIX, syncDir } from './delta/index.ts';
 import type { PatchOptions, PatchResult } from './delta/index.ts';
-import { applyMeta, clearForType, diskMatches, ensureDir, lstatOrNull, removePath, setDirTime, writeSymlink } from './diskops.ts';
+import { CAN_CHOWN, applyMeta, clearForType, diskMatches, ensureDir, lstatOrNull, removePath, setDirTime, writeSymlink } from './diskops.ts';
 import { checkMassDelete, checkTree, initTree } from './guards.ts';
 import type { TreeIdentity } from './guards.ts';
 import type { Entry } from './index/entry.ts';
@@ -124,8 +124,6 @@ type Change = { before: IndexRecord | undefined; after: IndexRecord };
 type Work = { local: IndexRecord | undefined; remote: FileVersion; d: ReturnType<typeof resolve> };
 
 class Skip extends Error {}
-
-const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 
 /** Local applies (dirs, symlinks, metadata, local copies) in flight per depth level. */
 const APPLY_CONCURRENCY = 16;
@@ -365,7 +363,7 @@ export class TreeSync {
         this.#toVerify.delete(p);
       } // else: still being written by an apply: checked after it
     }
-    const meta = { mode: this.cfg.permissions === 'preserve', owner: IS_ROOT && this.cfg.owner === 'preserve' };
+    const meta = { mode: this.cfg.permissions === 'preserve', owner: CAN_CHOWN && this.cfg.owner === 'preserve' };
     let next = 0;
     let changed = false;
     await Promise.all(Array.from({ length: Math.min(16, paths.length) }, async () => {
@@ -464,9 +462,9 @@ export class TreeSync {
         mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, ino: e.ino, stMtimeNs: e.mtimeNs, racy: e.racy === true,
       };
       if (!changed) Object.assign(after, { mode: rec.mode, uid: rec.uid, gid: rec.gid });
-      // Without root this node cannot give a file its owner: files it wrote belong to the agent's
-      // user, so a change made here keeps the version's owner instead of spreading that user.
-      else if (!fresh && !(IS_ROOT && this.cfg.owner === 'preserve')) Object.assign(after, { uid: rec.uid, gid: rec.gid });
+      // Without root (or CAP_CHOWN + CAP_FOWNER) this node cannot give a file its owner: files it
+      // wrote belong to the agent's user, so a change made here keeps the version's owner instead.
+      else if (!fresh && !(CAN_CHOWN && this.cfg.owner === 'preserve')) Object.assign(after, { uid: rec.uid, gid: rec.gid });
       if (e.hash !== undefined) after.hash = e.hash;
       if (e.target !== undefined) after.target = e.target;
       changes.push({ before: rec, after });
@@ -612,8 +610,8 @@ export class TreeSync {
     if (e.type === 'file' && rec.hash !== e.hash) return true;
     if (e.type === 'symlink' && rec.target !== e.target) return true;
     if (this.cfg.permissions === 'preserve' && e.type !== 'symlink' && rec.mode !== e.mode) return true;
-    // Owners are only applied as root, so elsewhere a differing uid is not a change to sync.
-    return IS_ROOT && this.cfg.owner === 'preserve' && (rec.uid !== e.uid || rec.gid !== e.gid);
+    // Owners are only applied with CAN_CHOWN, so elsewhere a differing uid is not a change to sync.
+    return CAN_CHOWN && this.cfg.owner === 'preserve' && (rec.uid !== e.uid || rec.gid !== e.gid);
   }
 
   // ------------------------------------------------------------------ peers
@@ -1214,7 +1212,7 @@ export class TreeSync {
     const o: Omit<PatchOptions, 'maxSize'> = { syncDir: false, mtime: Number(r.mtimeNs / 1000n) / 1e6 };
     if (guard !== undefined) o.beforeRename = guard;
     if (this.cfg.permissions === 'preserve') o.mode = r.mode;
-    if (IS_ROOT && this.cfg.owner === 'preserve') o.owner = { uid: r.uid, gid: r.gid };
+    if (CAN_CHOWN && this.cfg.owner === 'preserve') o.owner = { uid: r.uid, gid: r.gid };
     return o;
   }
 

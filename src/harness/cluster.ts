@@ -50,9 +50,10 @@ export interface ClusterOptions {
   /**
    * Nodes whose agent runs as another user (e.g. nobody), to test behaviour without root: their
    * directory is handed to that user, and the cluster directory and keyring are made readable.
-   * The harness itself must run as root then.
+   * `caps` (e.g. ['chown', 'fowner']) are kept as ambient capabilities (started through
+   * setpriv(1)). The harness itself must run as root then.
    */
-  runAs?: Record<string, { uid: number; gid: number }>;
+  runAs?: Record<string, { uid: number; gid: number; caps?: string[] }>;
 }
 
 /** Short timers for tests on loopback: the protocol code is the real one, only the periods shrink. */
@@ -179,10 +180,14 @@ export class Cluster {
     const h = this.#node(name);
     if (h.proc && h.proc.exitCode === null && h.proc.signalCode === null) throw new Error(`harness: ${name} is already running`);
     const fd = openSync(h.logPath, 'a');
-    const proc = spawn(process.execPath, ['--no-warnings=ExperimentalWarning', CLI, '--config', h.configPath, 'agent'], {
+    const argv = [process.execPath, '--no-warnings=ExperimentalWarning', CLI, '--config', h.configPath, 'agent'];
+    const user = this.#opts.runAs?.[name];
+    const caps = user?.caps?.map((c) => `+${c}`).join(',');
+    // setpriv execs the agent (same process) with the user's ids and the ambient capabilities.
+    const cmd = user === undefined ? argv : ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', ...(caps ? [`--inh-caps=${caps}`, `--ambient-caps=${caps}`] : []), '--', ...argv];
+    const proc = spawn(cmd[0]!, cmd.slice(1), {
       stdio: ['ignore', fd, fd],
       env: { ...process.env, MULTIALL_LOG_LEVEL: undefined },
-      ...this.#opts.runAs?.[name],
     });
     closeSync(fd);
     h.proc = proc;
