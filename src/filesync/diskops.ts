@@ -6,7 +6,7 @@
  * Depends on: delta/patch.ts (temp names), types.ts.
  */
 import { chmod, lchown, lstat, lutimes, mkdir, readlink, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
-import { readFileSync, type BigIntStats } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { tempPathFor } from './delta/index.ts';
 import type { FileVersion } from './resolve.ts';
 import type { IndexRecord, TreeConfig } from './types.ts';
@@ -20,12 +20,10 @@ export async function lstatOrNull(abs: string): Promise<BigIntStats | null> {
   }
 }
 
-/**
- * Does the disk still hold what the index says (nothing changed since the last scan)? With
- * `meta`, permission bits and/or owner must match too (a chmod changes neither size nor mtime).
- */
-export async function diskMatches(abs: string, rec: IndexRecord | undefined, meta?: { mode: boolean; owner: boolean }): Promise<boolean> {
-  const st = await lstatOrNull(abs);
+type MetaCheck = { mode: boolean; owner: boolean };
+
+/** Does stat `st` (null: nothing there) show what `rec` says? `target`: the link's target, read on demand. */
+function statMatches(st: BigIntStats | null, rec: IndexRecord | undefined, meta: MetaCheck | undefined, target: () => string | null | Promise<string | null>): boolean | Promise<boolean> {
   if (st === null) return rec === undefined || rec.deleted;
   if (rec === undefined || rec.deleted) return false;
   if (meta !== undefined && !st.isSymbolicLink()) {
@@ -33,9 +31,43 @@ export async function diskMatches(abs: string, rec: IndexRecord | undefined, met
     if (meta.owner && (Number(st.uid) !== rec.uid || Number(st.gid) !== rec.gid)) return false;
   }
   if (st.isDirectory()) return rec.type === 'dir';
-  if (st.isSymbolicLink()) return rec.type === 'symlink' && (await readlink(abs).catch(() => null)) === rec.target;
+  if (st.isSymbolicLink()) {
+    if (rec.type !== 'symlink') return false;
+    const t = target();
+    return typeof t === 'string' || t === null ? t === rec.target : t.then((x) => x === rec.target);
+  }
   if (st.isFile()) return rec.type === 'file' && Number(st.size) === rec.size && st.mtimeNs === rec.stMtimeNs && st.ino === rec.ino;
   return false;
+}
+
+/**
+ * Does the disk still hold what the index says (nothing changed since the last scan)? With
+ * `meta`, permission bits and/or owner must match too (a chmod changes neither size nor mtime).
+ */
+export async function diskMatches(abs: string, rec: IndexRecord | undefined, meta?: MetaCheck): Promise<boolean> {
+  return statMatches(await lstatOrNull(abs), rec, meta, () => readlink(abs).catch(() => null));
+}
+
+/**
+ * diskMatches() for a path this node has just written or is about to replace: its directory
+ * entry and inode are in the kernel's caches, so a synchronous lstat answers in microseconds
+ * (no thread-pool round trip, no exception for a path that does not exist).
+ */
+export function diskMatchesNow(abs: string, rec: IndexRecord | undefined, meta?: MetaCheck): boolean {
+  let st: BigIntStats | null;
+  try {
+    st = lstatSync(abs, { bigint: true, throwIfNoEntry: false }) ?? null;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOTDIR') throw e;
+    st = null;
+  }
+  return statMatches(st, rec, meta, () => {
+    try {
+      return readlinkSync(abs);
+    } catch {
+      return null;
+    }
+  }) as boolean;
 }
 
 /** Removes a file, symlink or empty directory; absent is fine. ENOTEMPTY is thrown. */

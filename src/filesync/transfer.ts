@@ -20,7 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
-import { constants, type BigIntStats } from 'node:fs';
+import { constants, fstatSync, type BigIntStats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { RpcStream } from '../rpc/connection.ts';
@@ -105,7 +105,8 @@ export async function openRegular(abs: string, ok: (st: BigIntStats) => boolean)
     return null;
   }
   try {
-    const st = await fh.stat({ bigint: true });
+    // fstat of an open descriptor never waits for the disk: synchronous, no thread-pool round trip.
+    const st = fstatSync(fh.fd, { bigint: true });
     if (st.isFile() && ok(st)) return { fh, size: Number(st.size) };
   } catch {
     // fall through

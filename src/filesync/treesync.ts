@@ -25,7 +25,7 @@ import { Summary, bucketOf } from './buckets.ts';
 import { FileSyncError } from './errors.ts';
 import { TEMP_PREFIX, TEMP_SUFFIX, syncDir } from './delta/index.ts';
 import type { PatchOptions, PatchResult } from './delta/index.ts';
-import { CAN_CHOWN, applyMeta, clearForType, diskMatches, ensureDir, lstatOrNull, removePath, setDirTime, writeSymlink } from './diskops.ts';
+import { CAN_CHOWN, applyMeta, clearForType, diskMatches, diskMatchesNow, ensureDir, lstatOrNull, removePath, setDirTime, writeSymlink } from './diskops.ts';
 import { checkMassDelete, checkTree, initTree } from './guards.ts';
 import type { TreeIdentity } from './guards.ts';
 import type { Entry } from './index/entry.ts';
@@ -131,6 +131,8 @@ const APPLY_CONCURRENCY = 16;
 const FETCH_STREAMS = 4;
 /** Bytes of content per files.fetch stream (a larger file gets a stream of its own). */
 const FETCH_BATCH_BYTES = 8 << 20;
+/** Entries of a catch-up applied together (pages of MAX_ENTRIES_PER_MESSAGE are gathered). */
+const APPLY_BATCH = 16_384;
 /** Watcher events for paths we wrote are checked (not rescanned) until this long after the apply. */
 const SELF_WRITE_GRACE_MS = 1000;
 
@@ -346,7 +348,7 @@ export class TreeSync {
     if (this.#verifyTimer !== undefined || this.#stopped) return;
     this.#verifyTimer = setTimeout(() => {
       this.#verifyTimer = undefined;
-      void this.#verifyOwn();
+      this.#verifyOwn();
     }, this.cfg.debounceMs);
     this.#verifyTimer.unref();
   }
@@ -355,7 +357,7 @@ export class TreeSync {
    * Checks paths we wrote that got watcher events against the index. Runs outside the lane (it
    * only reads): a check racing with an apply can only see a mismatch, which costs a scan.
    */
-  async #verifyOwn(): Promise<void> {
+  #verifyOwn(): void {
     const paths: string[] = [];
     for (const p of this.#toVerify) {
       if (this.#selfWrites.get(p)?.until !== Infinity) {
@@ -364,15 +366,15 @@ export class TreeSync {
       } // else: still being written by an apply: checked after it
     }
     const meta = { mode: this.cfg.permissions === 'preserve', owner: CAN_CHOWN && this.cfg.owner === 'preserve' };
-    let next = 0;
-    let changed = false;
-    await Promise.all(Array.from({ length: Math.min(16, paths.length) }, async () => {
-      while (!changed && next < paths.length) {
-        const p = paths[next++]!;
-        if (!(await diskMatches(join(this.cfg.root, p), this.#index.get(p), meta).catch(() => false))) changed = true;
+    const same = (p: string): boolean => {
+      try {
+        return diskMatchesNow(join(this.cfg.root, p), this.#index.get(p), meta);
+      } catch {
+        return false;
       }
-    }));
-    if (changed) this.#scheduleScan(0);
+    };
+    // Paths we have just written: in the kernel's caches, checked synchronously.
+    if (!paths.every(same)) this.#scheduleScan(0);
     if (this.#toVerify.size > 0) this.#armVerify();
   }
 
@@ -802,9 +804,13 @@ export class TreeSync {
           pagePromise.catch(() => undefined);
         }
         for (const e of page.entries) listed.set(e.path, e.version);
+        for (const e of page.entries) waiting.push(e);
+        // Pages are gathered up to APPLY_BATCH entries: one apply fetches them over all its
+        // streams at once (each apply ends by waiting for its slowest stream, then the index).
+        if (page.next !== undefined && waiting.length < APPLY_BATCH) continue;
         // Pages come in bucket order, not path order: an entry whose directory is in a later page
         // waits for it (else it would fail for a missing parent and cost another catch-up).
-        let batch = waiting.length > 0 ? [...waiting, ...page.entries] : page.entries;
+        let batch = waiting;
         waiting = [];
         if (page.next !== undefined) [batch, waiting] = this.#parentsKnown(batch);
         const r = await this.applyRemote(m.name, batch);
@@ -1138,9 +1144,7 @@ export class TreeSync {
     // A one-way receiver mirrors the sources: what is on its disk is replaced, never kept.
     const mirror = this.#receiver;
     // Last check right before a file's rename: a local edit made meanwhile wins.
-    const guard = mirror ? undefined : async (): Promise<void> => {
-      if (!(await diskMatches(abs, this.#index.get(r.path)))) throw new Skip(`${r.path} changed locally during the transfer`);
-    };
+    const guard = mirror ? undefined : (): Promise<void> => diskMatchesNow(abs, this.#index.get(r.path)) ? Promise.resolve() : Promise.reject(new Skip(`${r.path} changed locally during the transfer`));
     // A new file touches the disk only by its final rename, which `guard` checks just before:
     // no separate check first. Anything else is checked before we touch it.
     const newFile = d.action === 'take-remote' && !r.deleted && r.type === 'file' && (local === undefined || local.deleted);

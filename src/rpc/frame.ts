@@ -6,7 +6,7 @@
  * Public: encodeFrame, FrameDecoder, validateMessage, Message (and its variants), limits.
  * Depends on: msgpackr (pure JS path, records off).
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import { ProtocolError, RpcError, ErrorCodes } from './errors.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -105,19 +105,43 @@ export function validateMessage(v: unknown): Message {
   }
 }
 
+/** A binary data body from this size on is framed by encodeBulkData. */
+const BULK_BYTES = 64 * 1024;
+const BULK_HEAD = Buffer.from([0x83, 0xa1, 0x74, 0xa4, 0x64, 0x61, 0x74, 0x61, 0xa2, 0x69, 0x64]); // {"t": "data", "id"
+const BULK_BODY = Buffer.from([0xa4, 0x62, 0x6f, 0x64, 0x79, 0xc6]); // "body": bin32
+
+/**
+ * Frame of {t: 'data', id, body: <binary>} written directly (id as uint32, body as bin32): one
+ * copy of the body into a buffer of the exact size. msgpackr would copy it into its growing
+ * target buffers, a copy more and garbage at bulk-transfer rates.
+ */
+function encodeBulkData(id: number, body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(HEADER_BYTES + BULK_HEAD.length + 5 + BULK_BODY.length + 4 + body.length);
+  out.writeUInt32BE(out.length - HEADER_BYTES, 0);
+  let o = HEADER_BYTES + BULK_HEAD.copy(out, HEADER_BYTES);
+  out[o++] = 0xce; // uint32
+  o = out.writeUInt32BE(id, o);
+  o += BULK_BODY.copy(out, o);
+  o = out.writeUInt32BE(body.length, o);
+  out.set(body, o);
+  return out;
+}
+
 /** Encode one message as a frame; RpcError(too_large) if it does not fit in `maxFrameBytes`. */
 export function encodeFrame(msg: Message, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
+  if (msg.t === 'data' && msg.body instanceof Uint8Array && msg.body.length >= BULK_BYTES && msg.body.length + 64 <= maxFrameBytes) return encodeBulkData(msg.id, msg.body);
   if (msg.t === 'err' && msg.message.length > MAX_MESSAGE_LENGTH) msg = { ...msg, message: msg.message.slice(0, MAX_MESSAGE_LENGTH - 1) + '…' };
-  let body: Uint8Array;
+  let out: Buffer;
   try {
-    body = packr.pack(msg);
+    // Packed after HEADER_BYTES of reserved space, so the frame needs no second buffer and copy
+    // (msgpackr never writes over a buffer it returned: it goes on after it, or in a new one).
+    out = packr.pack(msg, RESERVE_START_SPACE | HEADER_BYTES);
   } catch (err) {
     throw new RpcError(ErrorCodes.internal, `cannot encode ${msg.t} message: ${(err as Error).message}`);
   }
-  if (body.length > maxFrameBytes) throw new RpcError(ErrorCodes.tooLarge, `${msg.t} message of ${body.length} bytes exceeds the ${maxFrameBytes}-byte frame limit`);
-  const out = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out.set(body, HEADER_BYTES);
+  const len = out.length - HEADER_BYTES;
+  if (len > maxFrameBytes) throw new RpcError(ErrorCodes.tooLarge, `${msg.t} message of ${len} bytes exceeds the ${maxFrameBytes}-byte frame limit`);
+  out.writeUInt32BE(len, 0);
   return out;
 }
 

@@ -17,6 +17,8 @@ const SIG_VERSION = 1;
 /** Upper bound of an encoded signature: header + MAX_BLOCKS·(4+16) + msgpack overhead. */
 export const MAX_SIGNATURE_BYTES = 64 + MAX_BLOCKS * 20 + 16;
 export const MAX_OP_BYTES = MAX_LITERAL + 64;
+/** Bytes before the data of an encoded literal: fixarray(2), 1, bin32 header. */
+const LITERAL_HEAD = 7;
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 // No records, no structured clone, plain objects for maps: the decoder yields only plain data.
@@ -70,8 +72,17 @@ export function encodeDeltaOp(op: DeltaOp): Uint8Array {
   switch (op.type) {
     case 'copy':
       return packr.pack([0, op.start, op.count]);
-    case 'literal':
-      return packr.pack([1, Buffer.from(op.data.buffer, op.data.byteOffset, op.data.byteLength)]);
+    case 'literal': {
+      // [1, bin32] written directly: one copy into a buffer of the exact size (msgpackr would
+      // copy literals into its growing target buffers: a copy more and garbage at bulk rates).
+      const out = Buffer.allocUnsafe(LITERAL_HEAD + op.data.length);
+      out[0] = 0x92; // fixarray(2)
+      out[1] = 1;
+      out[2] = 0xc6; // bin32
+      out.writeUInt32BE(op.data.length, 3);
+      out.set(op.data, LITERAL_HEAD);
+      return out;
+    }
     case 'end':
       return packr.pack([2, op.size, Buffer.from(op.sha256.buffer, op.sha256.byteOffset, op.sha256.byteLength)]);
   }
