@@ -6,6 +6,7 @@
  *   multiall_files_files{tree,kind}    pulled | copied_locally | deleted | metadata_only | reverted
  *   multiall_files_entries{tree,kind}  live | tombstone | conflict (conflict copies recorded)
  *   multiall_files_paused{tree}        1 while the tree is paused
+ *   multiall_files_bad_requests{method} peers' requests refused as malformed (bad_request)
  * Depends on: prom-client, service.ts (status()).
  */
 import { Gauge, type Registry } from 'prom-client';
@@ -32,4 +33,11 @@ export function registerFilesMetrics(registry: Registry, service: FileSyncServic
   }));
   gauge(registry, service, 'multiall_files_entries', 'Index entries of a tree', ['tree', 'kind'], (t) => ({ live: t.entries, tombstone: t.tombstones, conflict: t.conflicts }));
   gauge(registry, service, 'multiall_files_paused', '1 while the tree is paused (root guard, mass-delete guard)', ['tree'], (t) => ({ paused: t.paused === null ? 0 : 1 }));
+  new Gauge({
+    name: 'multiall_files_bad_requests', help: 'File sync requests from peers refused as malformed since the agent started', labelNames: ['method'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const [method, n] of Object.entries(service.badRequests())) this.set({ method }, n);
+    },
+  });
 }

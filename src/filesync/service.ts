@@ -25,20 +25,27 @@ export interface FileSyncHost extends TreeHost {
   rpc: Pick<RpcServer, 'handle' | 'handleStream'>;
 }
 
-/** Turns decoder errors into a precise RPC error for the caller. */
-function decoded<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof FileSyncError) throw new RpcError('bad_request', e.message);
-    throw e;
-  }
-}
-
 export class FileSyncService {
   readonly #host: FileSyncHost;
   readonly #trees = new Map<string, TreeSync>();
   #started = false;
+  /** Requests refused as malformed, per method (peers' bad input is counted, see badRequests()). */
+  readonly #bad = new Map<string, number>();
+
+  /** Turns decoder errors into a precise RPC error for the caller, and counts them. */
+  #decoded<T>(method: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof FileSyncError) throw this.#refuse(method, e);
+      throw e;
+    }
+  }
+
+  #refuse(method: string, e: FileSyncError): RpcError {
+    this.#bad.set(method, (this.#bad.get(method) ?? 0) + 1);
+    return new RpcError('bad_request', e.message);
+  }
 
   constructor(host: FileSyncHost, trees: readonly TreeConfig[]) {
     this.#host = host;
@@ -47,23 +54,23 @@ export class FileSyncService {
       this.#trees.set(t.name, new TreeSync(t, host));
     }
     host.rpc.handle('files.summary', (body, ctx) => {
-      const req = decoded(() => decodeSummaryReq(body));
+      const req = this.#decoded('files.summary', () => decodeSummaryReq(body));
       return Promise.resolve(this.#tree(req.tree, ctx).handleSummary(ctx.peer, req.summary));
     });
     host.rpc.handle('files.entries', (body, ctx) => {
-      const req = decoded(() => decodeEntriesReq(body));
+      const req = this.#decoded('files.entries', () => decodeEntriesReq(body));
       return Promise.resolve(this.#tree(req.tree, ctx).handleEntries(req));
     });
     host.rpc.handle('files.notify', (body, ctx) => {
-      const req = decoded(() => decodeNotifyReq(body));
+      const req = this.#decoded('files.notify', () => decodeNotifyReq(body));
       return Promise.resolve({ accepted: this.#tree(req.tree, ctx).handleNotify(ctx.peer, req.entries) });
     });
     host.rpc.handleStream('files.fetch', async (ctx: StreamContext, stream: RpcStream) => {
-      const req = decoded(() => decodeFetchReq(ctx.body));
+      const req = this.#decoded('files.fetch', () => decodeFetchReq(ctx.body));
       const tree = this.#tree(req.tree, ctx);
       // Malformed signatures in the stream are the caller's fault, like a malformed body.
       await tree.handleFetch(req, stream).catch((e: unknown) => {
-        throw e instanceof FileSyncError && e.code === 'E_WIRE' ? new RpcError('bad_request', e.message) : e;
+        throw e instanceof FileSyncError && e.code === 'E_WIRE' ? this.#refuse('files.fetch', e) : e;
       });
     });
   }
@@ -90,6 +97,11 @@ export class FileSyncService {
   async stop(): Promise<void> {
     this.#started = false;
     await Promise.all([...this.#trees.values()].map((t) => t.stop()));
+  }
+
+  /** Requests refused as malformed (bad_request) since start, per RPC method. */
+  badRequests(): Record<string, number> {
+    return Object.fromEntries(this.#bad);
   }
 
   status(tree?: string): TreeStatus[] {

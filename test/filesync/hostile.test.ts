@@ -64,6 +64,8 @@ test('hostile peers: strangers refused, unsafe paths and sizes rejected, nothing
     // More signature bytes than announced, or garbage as a signature: the stream fails.
     await rejects(fetch({ tree: 'www', files: [['missing', Buffer.alloc(32), 4]] }, [Buffer.alloc(8)]), 'bad_request', /longer than the announced/);
     await rejects(fetch({ tree: 'www', files: [['missing', Buffer.alloc(32), 4]] }, [Buffer.alloc(4, 0xc1)]), 'bad_request', /E_WIRE/);
+    // Every malformed request was counted (the strangers' were well-formed, only forbidden).
+    assert.deepEqual(c.node('a').svc.badRequests(), { 'files.notify': 8, 'files.entries': 1, 'files.summary': 1, 'files.fetch': 4 });
 
     // A symlinked directory inside a's tree pointing outside: a remote entry below it must not
     // be written through the link.
