@@ -959,8 +959,9 @@ export class TreeSync {
         const d = this.#receiver ? resolveMirror(local, r) : resolve(local, r);
         if (d.action === 'keep-local') {
           if (local === undefined) {
-            // An old tombstone of a path unknown here is one the others are purging: not taken back.
-            if (!(r.deleted && this.#age(r, Date.now()) >= this.cfg.tombstoneMinAgeMs)) record.push({ before: undefined, after: { ...r, ino: 0n, stMtimeNs: 0n, racy: false } });
+            // An old tombstone of a path unknown here is one the others are purging: not taken back
+            // (a receiver takes it: it confirms by holding it, and nobody pulls from it).
+            if (this.#receiver || !(r.deleted && this.#age(r, Date.now()) >= this.cfg.tombstoneMinAgeMs)) record.push({ before: undefined, after: { ...r, ino: 0n, stMtimeNs: 0n, racy: false } });
           } else if (compare(local.version, d.version) !== 'equal') record.push({ before: local, after: { ...local, version: d.version } });
         } else work.push({ local, remote: r, d });
       }

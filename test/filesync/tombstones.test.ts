@@ -75,3 +75,26 @@ test('past tombstone_max_age a tombstone is purged even unconfirmed; a member of
     await c.close();
   }
 });
+
+test('a one-way receiver that joins after a delete confirms it: the sources purge before the maximum age', async () => {
+  const c = await makeCluster({ names: ['a', 'b', 'r'], watch: false, tree: { mode: { oneWayFrom: 'src' }, tombstoneMinAgeMs: 1000, tombstoneMaxAgeMs: 3_600_000 } });
+  c.members.get('a')!.pools.push('src');
+  c.members.get('b')!.pools.push('src');
+  try {
+    await c.start('a');
+    await c.start('b');
+    await writeFile(join(c.node('a').root, 'gone.txt'), 'to be deleted');
+    await c.node('a').svc.scanNow('www');
+    await waitFor('b has gone.txt', () => exists(c, 'b', 'gone.txt'));
+    await unlink(join(c.node('a').root, 'gone.txt'));
+    await c.node('a').svc.scanNow('www');
+    await waitFor('b applied the delete', async () => !(await exists(c, 'b', 'gone.txt')));
+    await rounds(c, 'a', 'b', 2); // older than the minimum age now; r (a member) has not confirmed
+    assert.equal(rec(c, 'a', 'gone.txt')?.deleted, true);
+    await c.start('r');
+    await waitFor('purged on the sources, then on the receiver', () => ['a', 'b', 'r'].every((n) => rec(c, n, 'gone.txt') === undefined), 30_000);
+    assert.equal(await exists(c, 'r', 'gone.txt'), false);
+  } finally {
+    await c.close();
+  }
+});
