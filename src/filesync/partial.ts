@@ -33,6 +33,8 @@ export function partialPathFor(target: string, hash: string): string {
   return join(dirname(target), `${stem(target)}${hash}${PART}${TEMP_SUFFIX}`);
 }
 
+const stale = (st: Stats, now: number): boolean => now - st.mtimeMs >= PARTIAL_MAX_AGE_MS;
+
 export function isPartialName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX) && PARTIAL_RE.test(name);
 }
@@ -60,8 +62,6 @@ export async function preparePartial(target: string, hash: string, size: number,
   }
   return { path, offset };
 }
-
-const stale = (st: Stats, now: number): boolean => now - st.mtimeMs >= PARTIAL_MAX_AGE_MS;
 
 /** Removes the partials among `rels` (tree-relative) not written for PARTIAL_MAX_AGE_MS; returns how many. */
 export async function removeStalePartials(root: string, rels: string[], now = Date.now()): Promise<number> {
