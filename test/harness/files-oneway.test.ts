@@ -27,6 +27,11 @@ after(async () => {
 });
 
 test('receivers mirror the source; their local changes are reverted and never reach it', async () => {
+  // The source notifies the members it sees alive: wait until it sees both.
+  await waitFor(async () => {
+    const st = await c.cli('w1', ['files', 'status', 'site', '--json']);
+    return (JSON.parse(st.stdout) as { peers: { alive: boolean }[] }[])[0]!.peers.filter((p) => p.alive).length === 2;
+  }, 'w1 sees both receivers alive', 20_000);
   writeFileSync(join(root('w1'), 'index.html'), 'v1 from the source');
   writeFileSync(join(root('w1'), 'about.html'), 'about');
   await waitFor(() => ['w2', 'w3'].every((n) => content(n, 'index.html') === 'v1 from the source' && content(n, 'about.html') === 'about'), 'receivers got the files', 20_000);
