@@ -174,17 +174,23 @@ function median(xs: (number | null)[]): number | null {
   return v.length % 2 ? v[mid]! : Math.round((v[mid - 1]! + v[mid]!) / 2);
 }
 
-/** Per survivor, the first `failed` about `victim` at/after `since`: {all: last of those - since, first}. */
-function detection(events: ObservedEvent[], victim: string, since: number): { all: number | null; first: number | null; seen: number } {
+/**
+ * Per survivor, the first `failed` about `victim` at/after `since`: {all: last of those - since,
+ * first}; suspect: the first suspicion raised by a prober's own failed probe (serf logs only
+ * those; ours: by === observer), which splits detection into "first suspicion" + "suspicion timeout".
+ */
+function detection(events: (ObservedEvent & { by?: string })[], victim: string, since: number): { all: number | null; first: number | null; suspect: number | null; seen: number } {
   const first = new Map<string, number>();
   for (const e of events) {
     if (e.kind !== 'failed' || e.name !== victim || e.at < since || e.observer === victim) continue;
     if (!first.has(e.observer)) first.set(e.observer, e.at);
   }
   const ts = [...first.values()];
+  const sus = events.filter((e) => e.kind === 'suspect' && e.name === victim && e.at >= since && (e.by === undefined || e.by === e.observer)).map((e) => e.at);
   return {
     all: first.size >= N - 1 ? Math.max(...ts) - since : null,
     first: ts.length ? Math.min(...ts) - since : null,
+    suspect: sus.length ? Math.min(...sus) - since : null,
     seen: first.size,
   };
 }
@@ -294,8 +300,8 @@ async function main(): Promise<Result> {
       while ((serfHandler = handlerAll()) === null && Date.now() < hDeadline && sd?.all !== null) await sleep(200);
     }
     trials.push({ victim, ours: od, serf: sd, serfHandler });
-    say(`trial ${t + 1}/${TRIALS} kill -9 ${victim}: ours all ${fmt(od.all)} (first ${fmt(od.first)}, ${od.seen}/${N - 1})` +
-      (sd ? `  serf all ${fmt(sd.all)} (first ${fmt(sd.first)}, ${sd.seen}/${N - 1}; handler ${fmt(serfHandler ?? null)})` : ''));
+    say(`trial ${t + 1}/${TRIALS} kill -9 ${victim}: ours all ${fmt(od.all)} (first ${fmt(od.first)}, first suspicion ${fmt(od.suspect)}, ${od.seen}/${N - 1})` +
+      (sd ? `  serf all ${fmt(sd.all)} (first ${fmt(sd.first)}, first suspicion ${fmt(sd.suspect)}, ${sd.seen}/${N - 1}; handler ${fmt(serfHandler ?? null)})` : ''));
     // Restart the victim on both sides and wait for full convergence.
     await ours.start(victim, 60_000);
     follow(victim);
@@ -397,6 +403,8 @@ async function main(): Promise<Result> {
     serf_bytes_per_member_s: serfBytes.total,
     ours_first_detect_ms: median(trials.map((t) => t.ours.first)),
     serf_first_detect_ms: serf ? median(trials.map((t) => t.serf?.first ?? null)) : null,
+    ours_first_suspicion_ms: median(trials.map((t) => t.ours.suspect)),
+    serf_first_suspicion_ms: serf ? median(trials.map((t) => t.serf?.suspect ?? null)) : null,
     serf_handler_detect_ms: serfHandlerMed,
     incomplete_trials: { ours: trials.filter((t) => t.ours.all === null).length, serf: serf ? trials.filter((t) => t.serf?.all === null).length : null },
     trials_ms: trials.map((t) => ({ victim: t.victim, ours: t.ours.all, serf: t.serf?.all ?? null, serf_handler: t.serfHandler ?? null })),
