@@ -10,7 +10,9 @@
  *   {op: 'cpu', id}  CPU time (user + system, all threads) used so far, ms  → {op: 'done', id, value}
  *   {op: 'timeline', id}  debug log records since the last call (with `trace`) → {op: 'done', id, value}
  *   {op: 'stop'}                                                   → exits
- * cond: {kind: 'entries', n} (live entries ≥ n), {kind: 'hashes', files: [[path, hash]…]} (index
+ * cond: {kind: 'entries', n} (live entries ≥ n), {kind: 'synced', n, peer} (that, and a catch-up
+ * with `peer` has completed: its applies ended with the directory fsyncs and the index saved),
+ * {kind: 'hashes', files: [[path, hash]…]} (index
  * records have those hashes), {kind: 'content', path, text} (file on disk has that content).
  * With `trace`, the agent logs at debug level into memory, time-stamped on the shared clock
  * (performance.timeOrigin + now(), ms): the bench builds the initial sync's timeline from it.
@@ -30,7 +32,7 @@ import type { TlsFiles } from '../../src/config/types.ts';
 import type { TreeConfig } from '../../src/filesync/types.ts';
 import { treeConfig } from '../../test/filesync/cluster.ts';
 
-type Cond = { kind: 'entries'; n: number } | { kind: 'hashes'; files: [string, string][] } | { kind: 'content'; path: string; text: string };
+type Cond = { kind: 'entries'; n: number } | { kind: 'synced'; n: number; peer: string } | { kind: 'hashes'; files: [string, string][] } | { kind: 'content'; path: string; text: string };
 type Msg =
   | { op: 'start'; name: string; root: string; dbPath: string; tls: TlsFiles; tree: Partial<TreeConfig>; trace?: boolean }
   | { op: 'members'; members: Member[] }
@@ -54,6 +56,10 @@ let stopAll: (() => Promise<void>) | undefined;
 async function holds(c: Cond): Promise<boolean> {
   if (svc === undefined) return false;
   if (c.kind === 'entries') return svc.status('www')[0]!.entries >= c.n;
+  if (c.kind === 'synced') {
+    const st = svc.status('www')[0]!;
+    return st.entries >= c.n && st.peers.some((p) => p.peer === c.peer && p.lastSyncAt !== null);
+  }
   if (c.kind === 'hashes') return c.files.every(([path, hash]) => svc!.tree('www').record(path)?.hash === hash);
   return (await readFile(join(root, c.path), 'utf8').catch(() => null)) === c.text;
 }
@@ -94,7 +100,7 @@ process.on('message', (raw) => {
       }
       case 'wait': {
         // status() walks the index: polled less often than a single record.
-        const every = m.cond.kind === 'entries' ? 20 : 5;
+        const every = m.cond.kind === 'entries' || m.cond.kind === 'synced' ? 20 : 5;
         while (!(await holds(m.cond))) await new Promise((r) => setTimeout(r, every));
         send({ op: 'done', id: m.id });
         break;

@@ -299,7 +299,9 @@ async function benchMultiall(): Promise<Result> {
     let t = performance.now();
     await c.join('b');
     await c.wait('b', { kind: 'hashes', files: large });
-    await c.wait('b', { kind: 'entries', n: total + Math.min(50, SMALL) }); // + the directories
+    // Every entry (+ the directories) in the index and the catch-up over: its applies ended with
+    // the directory fsyncs and the index saved in the Store.
+    await c.wait('b', { kind: 'synced', n: total + Math.min(50, SMALL), peer: 'a' });
     const initialMs = performance.now() - t;
     const initialBytes = bytesSince(before, await tcpBytes(c.ports()));
     // CPU time of the sender and the receiver process (all threads) during the initial sync.
