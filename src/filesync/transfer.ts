@@ -24,8 +24,9 @@ import { constants, fstatSync, type BigIntStats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { RpcStream } from '../rpc/connection.ts';
+import { BinParts } from '../rpc/frame.ts';
 import { FileSyncError } from './errors.ts';
-import { decodeDeltaOp, delta, encodeDeltaOp, encodeSignature, decodeSignature, MAX_LITERAL, MAX_STRONG_LEN, patch, signature } from './delta/index.ts';
+import { decodeDeltaOp, delta, encodeDeltaOp, literalHead, encodeSignature, decodeSignature, MAX_LITERAL, MAX_STRONG_LEN, patch, signature } from './delta/index.ts';
 import type { DeltaOp, PatchOptions, PatchResult, Signature } from './delta/index.ts';
 import { SIG_CHUNK_BYTES, decodeMiss, encodeMiss } from './protocol.ts';
 import type { FetchFile } from './protocol.ts';
@@ -82,9 +83,11 @@ interface Expected {
  */
 export async function* wholeFileOps(fh: FileHandle, size: number, want: Expected): AsyncGenerator<DeltaOp> {
   let total = Math.min(want.offset, size);
+  // One buffer for the whole file: a literal's data is valid until the next op is asked for
+  // (serveFetch copies it into a frame, patch() writes it, before they ask).
+  const buf = Buffer.allocUnsafe(Math.max(1, Math.min(READ_BUF, size - total)));
   while (total < size) {
-    const buf = Buffer.allocUnsafe(Math.min(READ_BUF, size - total));
-    const { bytesRead } = await fh.read(buf, 0, buf.length, total);
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - total), total);
     if (bytesRead === 0) break; // shrank
     const data = buf.subarray(0, bytesRead);
     total += bytesRead;
@@ -218,7 +221,17 @@ export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile
         // A resuming receiver has the first f.offset bytes: for a delta they are only hashed here, for END.
         const prefix = file.data === undefined && sig !== null && f.offset > 0 ? await readPrefix(file.fh, Math.min(f.offset, file.size)) : undefined;
         const ops = file.data !== undefined ? bufferOps(file.data, want) : sig === null ? wholeFileOps(file.fh, file.size, want) : delta(sig, file.fh, prefix);
-        for await (const op of ops) await send(encodeDeltaOp(op));
+        for await (const op of ops) {
+          if (op.type === 'literal' && op.data.length >= GATHER_BYTES) {
+            // A big literal goes out in its own message, header and data framed without joining
+            // them first: its bytes are copied once, into the frame.
+            await flush();
+            const msg = new BinParts([literalHead(op.data.length), op.data]);
+            if (throttle !== undefined) await throttle.take(msg.length);
+            counters.opBytes += msg.length;
+            await stream.write(msg);
+          } else await send(encodeDeltaOp(op));
+        }
       } catch (e) {
         if (e instanceof FileSyncError && e.code === 'E_WIRE') throw e;
         if (stream.finished) throw e;

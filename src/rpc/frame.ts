@@ -105,6 +105,19 @@ export function validateMessage(v: unknown): Message {
   }
 }
 
+/**
+ * A binary body given in parts (e.g. a small header and a large payload): framed as one msgpack
+ * bin of their concatenation, without joining them first. The receiver sees a plain binary.
+ */
+export class BinParts {
+  readonly parts: Uint8Array[];
+  readonly length: number;
+  constructor(parts: Uint8Array[]) {
+    this.parts = parts;
+    this.length = parts.reduce((n, p) => n + p.length, 0);
+  }
+}
+
 /** A binary data body from this size on is framed by encodeBulkData. */
 const BULK_BYTES = 64 * 1024;
 const BULK_HEAD = Buffer.from([0x83, 0xa1, 0x74, 0xa4, 0x64, 0x61, 0x74, 0x61, 0xa2, 0x69, 0x64]); // {"t": "data", "id"
@@ -115,7 +128,7 @@ const BULK_BODY = Buffer.from([0xa4, 0x62, 0x6f, 0x64, 0x79, 0xc6]); // "body": 
  * copy of the body into a buffer of the exact size. msgpackr would copy it into its growing
  * target buffers, a copy more and garbage at bulk-transfer rates.
  */
-function encodeBulkData(id: number, body: Uint8Array): Buffer {
+function encodeBulkData(id: number, body: Uint8Array | BinParts): Buffer {
   const out = Buffer.allocUnsafe(HEADER_BYTES + BULK_HEAD.length + 5 + BULK_BODY.length + 4 + body.length);
   out.writeUInt32BE(out.length - HEADER_BYTES, 0);
   let o = HEADER_BYTES + BULK_HEAD.copy(out, HEADER_BYTES);
@@ -123,13 +136,17 @@ function encodeBulkData(id: number, body: Uint8Array): Buffer {
   o = out.writeUInt32BE(id, o);
   o += BULK_BODY.copy(out, o);
   o = out.writeUInt32BE(body.length, o);
-  out.set(body, o);
+  for (const p of body instanceof BinParts ? body.parts : [body]) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
 /** Encode one message as a frame; RpcError(too_large) if it does not fit in `maxFrameBytes`. */
 export function encodeFrame(msg: Message, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
-  if (msg.t === 'data' && msg.body instanceof Uint8Array && msg.body.length >= BULK_BYTES && msg.body.length + 64 <= maxFrameBytes) return encodeBulkData(msg.id, msg.body);
+  if (msg.t === 'data' && (msg.body instanceof Uint8Array || msg.body instanceof BinParts) && msg.body.length >= BULK_BYTES && msg.body.length + 64 <= maxFrameBytes) return encodeBulkData(msg.id, msg.body);
+  if (msg.t === 'data' && msg.body instanceof BinParts) msg = { ...msg, body: Buffer.concat(msg.body.parts) };
   if (msg.t === 'err' && msg.message.length > MAX_MESSAGE_LENGTH) msg = { ...msg, message: msg.message.slice(0, MAX_MESSAGE_LENGTH - 1) + '…' };
   let out: Buffer;
   try {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { pack } from 'msgpackr';
-import { encodeFrame, FrameDecoder, validateMessage, type Message } from '../../src/rpc/frame.ts';
+import { BinParts, encodeFrame, FrameDecoder, validateMessage, type Message } from '../../src/rpc/frame.ts';
 import { ProtocolError, RpcError } from '../../src/rpc/errors.ts';
 
 const MAX = 4096;
@@ -216,4 +216,13 @@ test('bulk binary data frames (written without msgpackr) decode like any other f
   );
   // Too large for the frame limit: the general path refuses it, as before.
   assert.throws(() => encodeFrame({ t: 'data', id: 1, body: Buffer.alloc(70 * 1024) }, 64 * 1024), RpcError);
+});
+
+test('a BinParts body is framed as one binary of its parts, above and below the bulk size', () => {
+  for (const n of [10, 200 * 1024]) {
+    const head = Buffer.from([1, 2, 3]);
+    const data = Buffer.alloc(n, 9);
+    const frames = new FrameDecoder({ maxFrameBytes: 1 << 20 }).push(encodeFrame({ t: 'data', id: 5, body: new BinParts([head, data]) }, 1 << 20));
+    assert.deepEqual(frames.map((f) => f.msg), [{ t: 'data', id: 5, body: Buffer.concat([head, data]) }]);
+  }
 });

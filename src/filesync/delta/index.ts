@@ -10,6 +10,6 @@ export type { SignatureOptions } from './signature.ts';
 export { delta } from './delta.ts';
 export { patch, syncDir, tempPathFor, TEMP_PREFIX, TEMP_SUFFIX } from './patch.ts';
 export type { PatchOptions, PatchResult } from './patch.ts';
-export { encodeSignature, decodeSignature, encodeDeltaOp, decodeDeltaOp, MAX_SIGNATURE_BYTES, MAX_OP_BYTES } from './wire.ts';
+export { encodeSignature, decodeSignature, encodeDeltaOp, decodeDeltaOp, literalHead, MAX_SIGNATURE_BYTES, MAX_OP_BYTES } from './wire.ts';
 export type { Signature, DeltaOp, CopyOp, LiteralOp, EndOp } from './types.ts';
 export * from './limits.ts';

@@ -20,6 +20,16 @@ export const MAX_OP_BYTES = MAX_LITERAL + 64;
 /** Bytes before the data of an encoded literal: fixarray(2), 1, bin32 header. */
 const LITERAL_HEAD = 7;
 
+/** The encoding of a literal op of `n` bytes is literalHead(n) followed by the bytes. */
+export function literalHead(n: number): Uint8Array {
+  const h = Buffer.allocUnsafe(LITERAL_HEAD);
+  h[0] = 0x92; // fixarray(2)
+  h[1] = 1;
+  h[2] = 0xc6; // bin32
+  h.writeUInt32BE(n, 3);
+  return h;
+}
+
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 // No records, no structured clone, plain objects for maps: the decoder yields only plain data.
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
@@ -76,10 +86,7 @@ export function encodeDeltaOp(op: DeltaOp): Uint8Array {
       // [1, bin32] written directly: one copy into a buffer of the exact size (msgpackr would
       // copy literals into its growing target buffers: a copy more and garbage at bulk rates).
       const out = Buffer.allocUnsafe(LITERAL_HEAD + op.data.length);
-      out[0] = 0x92; // fixarray(2)
-      out[1] = 1;
-      out[2] = 0xc6; // bin32
-      out.writeUInt32BE(op.data.length, 3);
+      out.set(literalHead(op.data.length), 0);
       out.set(op.data, LITERAL_HEAD);
       return out;
     }
