@@ -21,7 +21,6 @@
  * Last line of output is JSON. Needs root + iptables for the byte accounting (skipped otherwise).
  */
 import { parseArgs } from 'node:util';
-import { request, type ClientRequest } from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,7 +75,7 @@ let ours: Cluster | undefined;
 let serf: SerfCluster | undefined;
 let serfDir: string | undefined;
 const acct = new IptablesAccounting();
-const streams = new Map<string, ClientRequest>();
+const streams = new Map<string, () => void>();
 const oursEvents: (ObservedEvent & { by?: string })[] = [];
 let simChild: ChildProcess | undefined;
 let cleaned = false;
@@ -84,7 +83,7 @@ let cleaned = false;
 async function cleanup(): Promise<void> {
   if (cleaned) return;
   cleaned = true;
-  for (const r of streams.values()) r.destroy();
+  for (const stop of streams.values()) stop();
   streams.clear();
   simChild?.kill('SIGKILL');
   acct.cleanup();
@@ -106,30 +105,16 @@ const KIND: Record<string, ObservedEvent['kind'] | undefined> = {
   'member.failed': 'failed', 'member.suspect': 'suspect', 'member.alive': 'alive', 'member.joined': 'joined', 'member.left': 'left',
 };
 
-/** Follows one agent's NDJSON event stream; member events land in oursEvents with the agent's own `at`. */
+/** Follows one agent's event stream; member events land in oursEvents with the agent's own `at`. */
 function follow(name: string): void {
   if (!ours) return;
-  streams.get(name)?.destroy();
-  const req = request({ socketPath: ours.node(name).socketPath, path: '/v1/events' }, (res) => {
-    let buf = '';
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (!line.trim()) continue;
-        const ev = JSON.parse(line) as { kind: string; at: number; data: { name?: string; by?: string } };
-        const kind = KIND[ev.kind];
-        if (kind && ev.data.name) oursEvents.push({ observer: name, kind, name: ev.data.name, at: ev.at, by: ev.data.by });
-      }
-    });
-    res.on('error', () => undefined);
+  streams.get(name)?.();
+  const { stop } = ours.events(name, (ev) => {
+    const kind = KIND[ev.kind];
+    const d = ev.data as { name?: string; by?: string };
+    if (kind && d.name) oursEvents.push({ observer: name, kind, name: d.name, at: ev.at, by: d.by });
   });
-  req.on('error', () => undefined);
-  req.end();
-  streams.set(name, req);
+  streams.set(name, stop);
 }
 
 async function oursView(name: string): Promise<Map<string, string>> {

@@ -69,14 +69,19 @@ export function apiRequest(target: ApiTarget, method: string, path: string, body
   });
 }
 
-/** Streams NDJSON lines from a GET endpoint until the connection closes. */
-export function apiStream(target: ApiTarget, path: string, onLine: (obj: unknown) => void): Promise<void> {
+/**
+ * Streams NDJSON lines from a GET endpoint until the connection closes (or `opts.signal` aborts
+ * it: then it resolves). `opts.onOpen` runs once the agent has accepted the stream.
+ */
+export function apiStream(target: ApiTarget, path: string, onLine: (obj: unknown) => void, opts: { signal?: AbortSignal; onOpen?: () => void } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = request(requestOptions(target, 'GET', path, {}), (res) => {
+    const req = request({ ...requestOptions(target, 'GET', path, {}), signal: opts.signal }, (res) => {
       if ((res.statusCode ?? 500) >= 300) {
         reject(new ApiError(res.statusCode ?? 500, `events stream refused`));
         return;
       }
+      opts.onOpen?.();
+      res.on('error', () => resolve()); // aborted by the caller
       let buf = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => {
@@ -90,7 +95,7 @@ export function apiStream(target: ApiTarget, path: string, onLine: (obj: unknown
       });
       res.on('end', () => resolve());
     });
-    req.on('error', (err) => reject(new ApiUnreachableError(`cannot reach the agent: ${err.message}`)));
+    req.on('error', (err) => (opts.signal?.aborted ? resolve() : reject(new ApiUnreachableError(`cannot reach the agent: ${err.message}`))));
     req.end();
   });
 }

@@ -20,7 +20,7 @@ import { randomInt } from 'node:crypto';
 import { stringify } from 'yaml';
 import { initCa, issueNodeCert } from '../security/ca.ts';
 import { generateGossipKey, writeKeyring } from '../security/gossipkey.ts';
-import { apiRequest } from '../cli/client.ts';
+import { apiRequest, apiStream } from '../cli/client.ts';
 
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
 const CLI = join(REPO, 'src/cli/main.ts');
@@ -284,6 +284,19 @@ export class Cluster {
 
   api(name: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<unknown> {
     return apiRequest({ socketPath: this.#node(name).socketPath }, method, path, body, timeoutMs);
+  }
+
+  /**
+   * Follows a node's /v1/events stream: `onEvent` gets every event until `stop()`; `ready`
+   * resolves once the agent has accepted the stream (events before it are not seen).
+   */
+  events(name: string, onEvent: (ev: { kind: string; at: number; data: Record<string, unknown> }) => void): { ready: Promise<void>; stop: () => void } {
+    const ac = new AbortController();
+    let opened!: () => void;
+    const ready = new Promise<void>((r) => (opened = r));
+    apiStream({ socketPath: this.#node(name).socketPath }, '/v1/events', (ev) => onEvent(ev as { kind: string; at: number; data: Record<string, unknown> }), { signal: ac.signal, onOpen: opened })
+      .catch(() => undefined); // the agent went away (killed by the test): the stream just ends
+    return { ready, stop: () => ac.abort() };
   }
 
   /** Runs the real CLI against one node; resolves with exit code and output. */

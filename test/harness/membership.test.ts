@@ -6,7 +6,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -63,28 +62,12 @@ test('maintenance spreads as metadata and clears again', async () => {
 });
 
 /** Collects the data of `member.message` events from an agent's /v1/events stream until stopped. */
-function messages(name: string): { got: { from: string; topic: string; data: unknown }[]; ready: Promise<void>; stop: () => void } {
-  const got: { from: string; topic: string; data: unknown }[] = [];
-  let attached!: () => void;
-  const ready = new Promise<void>((r) => (attached = r));
-  const req = request({ socketPath: c.node(name).socketPath, path: '/v1/events' }, (res) => {
-    attached();
-    let buf = '';
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const ev = JSON.parse(buf.slice(0, i)) as { kind: string; data: { from: string; topic: string; data: unknown } };
-        buf = buf.slice(i + 1);
-        if (ev.kind === 'member.message') got.push(ev.data);
-      }
-    });
-    res.on('error', () => undefined);
+function messages(name: string): { got: unknown[]; ready: Promise<void>; stop: () => void } {
+  const got: unknown[] = [];
+  const follow = c.events(name, (ev) => {
+    if (ev.kind === 'member.message') got.push(ev.data);
   });
-  req.on('error', () => undefined);
-  req.end();
-  return { got, ready, stop: () => req.destroy() };
+  return { got, ...follow };
 }
 
 test('a user message posted on one agent reaches every agent once, as member.message', async () => {
@@ -93,7 +76,7 @@ test('a user message posted on one agent reaches every agent once, as member.mes
     await Promise.all(streams.map((s) => s.ready));
     const sent = await c.api('m2', 'POST', '/v1/messages', { topic: 'deploy.done', data: { service: 'web', build: 42 } });
     assert.deepEqual(sent, { sent: true });
-    await waitFor(async () => streams.every((s) => s.got.length >= 1), 'every agent got the message').catch((e: unknown) => { console.log('DBG', streams.map((s) => s.got.length)); throw e; });
+    await waitFor(async () => streams.every((s) => s.got.length >= 1), 'every agent got the message');
     await new Promise((r) => setTimeout(r, 1000)); // gossip copies keep arriving for a while: still one each
     for (const s of streams) assert.deepEqual(s.got, [{ from: 'm2', topic: 'deploy.done', data: { service: 'web', build: 42 } }]);
     const big = await c.api('m2', 'POST', '/v1/messages', { topic: 'x', data: 'y'.repeat(2000) }).catch((e: unknown) => e);
