@@ -12,7 +12,7 @@
  * cluster.partition/heal, cluster.api(name, method, path, body), cluster.cli(name, args),
  * cluster.logOf(name), cluster.destroy().
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, openSync, closeSync, existsSync, chmodSync, chownSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -54,6 +54,15 @@ export interface ClusterOptions {
    * setpriv(1)). The harness itself must run as root then.
    */
   runAs?: Record<string, { uid: number; gid: number; caps?: string[] }>;
+}
+
+/**
+ * Can an agent run as `user` from this checkout? The user must reach the Node binary and the
+ * sources: a checkout below a private directory (mode 0700, e.g. a mktemp -d) is out of reach.
+ */
+export function canRunAgentAs(user: { uid: number; gid: number }): boolean {
+  const r = spawnSync('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--', 'test', '-x', process.execPath, '-a', '-r', CLI], { stdio: 'ignore' });
+  return r.status === 0;
 }
 
 /** Short timers for tests on loopback: the protocol code is the real one, only the periods shrink. */

@@ -29,6 +29,11 @@ export async function treeCluster(dir: string, pool: string, nodes: string[], tr
       },
     }, ...(more.pools ?? [])],
   });
-  await c.startAll();
+  try {
+    await c.startAll();
+  } catch (e) {
+    await c.destroy(); // the agents already started must not outlive the failed fixture
+    throw e;
+  }
   return c;
 }
