@@ -21,7 +21,10 @@ function row(name: string, incarnation: number, meta: Record<string, unknown> = 
   return { name, addr: `10.9.${name.length}.${name.charCodeAt(name.length - 1)}:7946`, meta: Uint8Array.from(packr.pack(meta)), maint: null, incarnation, state: ALIVE };
 }
 
-async function pair(tag: string, pushPullInterval: number): Promise<{ net: SimNetwork; a: Memberlist; b: Memberlist; run: (ms: number) => Promise<void> }> {
+type Run = (ms: number) => Promise<void>;
+type RunUntil = (done: () => boolean, maxMs: number) => Promise<void>;
+
+async function pair(tag: string, pushPullInterval: number): Promise<{ net: SimNetwork; a: Memberlist; b: Memberlist; run: Run; runUntil: RunUntil }> {
   const net = new SimNetwork({ seed: 7 });
   const real = new Set([`${tag}-a`, `${tag}-b`]);
   const mk = (n: string, i: number): Memberlist => new Memberlist({
@@ -35,14 +38,16 @@ async function pair(tag: string, pushPullInterval: number): Promise<{ net: SimNe
   // Both know each other (as after a join), so only the rows under test differ.
   a.applyState(b.localState());
   b.applyState(a.localState());
-  const run = async (ms: number): Promise<void> => {
-    const end = net.clock.now() + ms;
-    while (net.clock.now() < end) {
+  // Virtual time until `done` holds (checked every 5 ms step) or `maxMs` have passed: the first
+  // exchange falls at a random point of the period and takes a few simulated round trips.
+  const runUntil: RunUntil = async (done, maxMs) => {
+    const end = net.clock.now() + maxMs;
+    while (net.clock.now() < end && !done()) {
       net.clock.runUntil(Math.min(end, net.clock.now() + 5));
       await new Promise<void>((r) => setImmediate(r));
     }
   };
-  return { net, a, b, run };
+  return { net, a, b, run: (ms) => runUntil(() => false, ms), runUntil };
 }
 
 const view = (m: Memberlist): Map<string, string> => new Map(m.members().map((x) => [x.name, `${x.state}@${x.incarnation}:${JSON.stringify(x.meta)}`]));
@@ -69,7 +74,7 @@ test('decide: rows travel towards the side that would apply them, coordinates al
 
 for (const mode of ['join', 'periodic'] as const) {
   test(`push/pull (${mode}): both sides end with every row, the newer version of each`, async () => {
-    const { a, b, run } = await pair(`ae-miss-${mode}`, mode === 'join' ? 0 : 100);
+    const { a, b, run, runUntil } = await pair(`ae-miss-${mode}`, mode === 'join' ? 0 : 100);
     // a knows x0..x59, b knows x40..x99; of the 20 shared, a has newer x40..x49 and b x50..x54;
     // x55..x59 are equal on both.
     const x = (i: number): string => `ae-miss-${mode}-x${i}`;
@@ -80,7 +85,12 @@ for (const mode of ['join', 'periodic'] as const) {
     a.applyState(aRows);
     b.applyState(bRows);
     if (mode === 'join') await Promise.all([a.join([b.localMember().addr]), run(100)]);
-    else await run(350); // each side's first push/pull falls within pushPullScale(100 ms, 102) = 300 ms
+    else {
+      // Both sides started an exchange (the first ones fall within pushPullScale(100 ms, 102) =
+      // 300 ms), then a few simulated round trips for them to finish.
+      await runUntil(() => a.stats().pushPulls >= 2 && b.stats().pushPulls >= 2, 2000);
+      await run(100);
+    }
     const va = view(a);
     const vb = view(b);
     assert.equal(va.size, 102, 'a has every member');
@@ -99,11 +109,12 @@ for (const mode of ['join', 'periodic'] as const) {
 }
 
 test('push/pull between identical views sends no rows; one changed member costs exactly one row', async () => {
-  const { net, a, b, run } = await pair('ae-same', 100);
+  const { net, a, b, run, runUntil } = await pair('ae-same', 100);
   const rows = Array.from({ length: 300 }, (_, i) => row(`ae-same-x${i}`, 1 + (i % 3)));
   a.applyState(rows);
   b.applyState(rows);
-  await run(550); // first push/pulls: within pushPullScale(100 ms, 302) = 500 ms
+  await runUntil(() => a.stats().pushPulls >= 2 && b.stats().pushPulls >= 2, 2000); // first ones within pushPullScale(100 ms, 302) = 500 ms
+  await run(100); // let them finish
   assert.ok(a.stats().pushPulls >= 2 && b.stats().pushPulls >= 2, 'both exchanged (each counts its own and the peer\'s)');
   for (const m of [a, b]) {
     assert.equal(m.stats().pushPullRowsSent, 0, `${m.name} sent no rows`);
@@ -115,8 +126,10 @@ test('push/pull between identical views sends no rows; one changed member costs 
   // One member changed on a only (newer metadata): the next exchanges move that one row, once.
   a.applyState([row('ae-same-x17', 9, { role: 'db' })]);
   const before = a.stats().pushPulls + b.stats().pushPulls;
-  // The next periodic round is at most 500 ms away on each side.
-  await run(550);
+  // The next periodic round is at most 500 ms away on each side; one more round after the row
+  // arrived shows it is not sent again.
+  await runUntil(() => b.member('ae-same-x17')?.incarnation === 9, 2000);
+  await run(600);
   assert.ok(a.stats().pushPulls + b.stats().pushPulls > before, 'another exchange happened');
   assert.equal(a.stats().pushPullRowsSent + b.stats().pushPullRowsSent, 1, 'one row in total');
   assert.equal(b.stats().pushPullRowsReceived, 1);
