@@ -120,15 +120,21 @@ test('a partial whose bytes are wrong is removed, the target untouched; other co
   });
 });
 
+/** A fresh partial in `dir`/sub and one not written for longer than PARTIAL_MAX_AGE_MS in `dir`. */
+async function freshAndStalePartials(dir: string, fill: { fresh: string; stale: string }): Promise<{ fresh: string; stale: string }> {
+  await mkdir(join(dir, 'sub'));
+  const fresh = partialPathFor(join(dir, 'sub', 'a.bin'), 'a'.repeat(64));
+  const stale = partialPathFor(join(dir, 'b.bin'), 'b'.repeat(64));
+  await writeFile(fresh, fill.fresh);
+  await writeFile(stale, fill.stale);
+  const old = new Date(Date.now() - PARTIAL_MAX_AGE_MS - 60_000);
+  await utimes(stale, old, old);
+  return { fresh, stale };
+}
+
 test('crash cleanup removes temp files and stale partials, keeps fresh partials', async () => {
   await withTempDir(async (dir) => {
-    await mkdir(join(dir, 'sub'));
-    const fresh = partialPathFor(join(dir, 'sub', 'a.bin'), 'a'.repeat(64));
-    const stale = partialPathFor(join(dir, 'b.bin'), 'b'.repeat(64));
-    await writeFile(fresh, 'x');
-    await writeFile(stale, 'y');
-    const old = new Date(Date.now() - PARTIAL_MAX_AGE_MS - 60_000);
-    await utimes(stale, old, old);
+    const { fresh } = await freshAndStalePartials(dir, { fresh: 'x', stale: 'y' });
     await writeFile(join(dir, '.multiall.c.txt.0123456789ab.tmp'), 'z');
     await writeFile(join(dir, 'keep.txt'), 'user data');
     assert.deepEqual(await removeStaleTempFiles(dir), { removed: 2, kept: 1 });
@@ -173,13 +179,7 @@ test('scans remove partials not written for a day and never index partials', asy
   try {
     await c.start('a');
     const root = c.node('a').root;
-    await mkdir(join(root, 'sub'));
-    const fresh = partialPathFor(join(root, 'sub', 'x.bin'), 'c'.repeat(64));
-    const stale = partialPathFor(join(root, 'y.bin'), 'd'.repeat(64));
-    await writeFile(fresh, 'fresh');
-    await writeFile(stale, 'stale');
-    const old = new Date(Date.now() - PARTIAL_MAX_AGE_MS - 60_000);
-    await utimes(stale, old, old);
+    const { fresh, stale } = await freshAndStalePartials(root, { fresh: 'fresh', stale: 'stale' });
     await c.node('a').svc.scanNow('www');
     await assert.rejects(stat(stale), { code: 'ENOENT' }, 'stale partial removed by the scan');
     assert.equal(await readFile(fresh, 'utf8'), 'fresh', 'fresh partial kept');
