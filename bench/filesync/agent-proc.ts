@@ -21,6 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import { tuneRuntime } from '../../src/agent/runtime.ts';
 import { RpcServer } from '../../src/rpc/server.ts';
 import { RpcClientPool } from '../../src/rpc/client.ts';
 import { Store } from '../../src/state/store.ts';
@@ -42,6 +43,8 @@ type Msg =
   | { op: 'timeline'; id: number }
   | { op: 'cpu'; id: number }
   | { op: 'stop' };
+
+tuneRuntime(); // as `multiall agent` does
 
 let trace: Record<string, unknown>[] = [];
 const traceLogger = (): Logger => pino({ level: 'debug', timestamp: () => `,"time":${(performance.timeOrigin + performance.now()).toFixed(2)}` }, {

@@ -170,7 +170,7 @@ class ProcCluster {
     // FS_BENCH_PROF=<dir>: CPU profile of every agent process (node --cpu-prof).
     const prof = process.env.FS_BENCH_PROF;
     const child = fork(new URL('./agent-proc.ts', import.meta.url), [], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...(prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`]), ...(process.env.FS_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])],
     });
     const port = await new Promise<number>((resolve) => {
       const on = (m: { op: string; port?: number }): void => {

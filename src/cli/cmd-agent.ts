@@ -1,6 +1,7 @@
 /** `multiall agent`: run the daemon in the foreground until SIGTERM/SIGINT; SIGHUP reloads. */
 import type { Command } from 'commander';
 import { Agent, ConfigInvalidError } from '../agent/agent.ts';
+import { tuneRuntime } from '../agent/runtime.ts';
 import { LockError } from '../state/lock.ts';
 import { CliExit, EXIT } from './main.ts';
 
@@ -13,6 +14,7 @@ export function registerAgentCommand(program: Command): void {
       if (!configPath) throw new CliExit(EXIT.usage, 'multiall agent: --config FILE is required');
       let agent: Agent;
       try {
+        tuneRuntime();
         agent = await Agent.start({ configPath });
       } catch (err) {
         if (err instanceof ConfigInvalidError || err instanceof LockError) throw new CliExit(EXIT.failed, `multiall agent: ${err.message}`);

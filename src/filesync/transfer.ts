@@ -53,7 +53,7 @@ interface Prefix {
   size: number;
 }
 
-const READ_BUF = 1 << 20;
+const READ_BUF = 4 << 20;
 
 /** Reads (from its position) and hashes the first `n` bytes of `fh`; fewer if it is shorter. */
 async function readPrefix(fh: FileHandle, n: number): Promise<Prefix> {
@@ -382,7 +382,7 @@ export async function fetchBatch(
       const it = items[i]!;
       const idx = i;
       const q = new OpQueue();
-      const p: Promise<void> = patch(it.basis, q, it.target, sigs[idx]!, { ...it.patch, maxSize: it.size }).then(
+      const p: Promise<void> = patch(it.basis, q, it.target, sigs[idx]!, { ...it.patch, maxSize: it.size, stableLiterals: true }).then(
         (r) => {
           counters.resumedBytes += offset(it);
           return report(idx, r);

@@ -32,6 +32,12 @@ export interface PatchOptions {
    * false and sync each directory once per batch (then the rename is durable only after that).
    */
   syncDir?: boolean;
+  /**
+   * Literal data stays valid after patch() asks for the next op (e.g. decoded from network
+   * messages): it is then gathered for writing without a copy. Default false: a producer may
+   * reuse its buffer (wholeFileOps), so literals are copied.
+   */
+  stableLiterals?: boolean;
   /** Last check before the rename (e.g. the target did not change meanwhile); throwing aborts. */
   beforeRename?: () => Promise<void>;
   /**
@@ -55,10 +61,10 @@ export interface PatchResult {
   mtimeNs: bigint;
 }
 
-/** A literal at least this big goes to write() directly when nothing is gathered. */
-const DIRECT_WRITE = 64 * 1024;
-/** Bytes gathered before a write() to the temp file. */
-const WRITE_BUF = 1 << 20;
+/** Bytes gathered before one writev() to the temp file: each call is a thread-pool round trip. */
+const GATHER_BYTES = 4 << 20;
+/** At most this many pieces per writev() (IOV_MAX is 1024). */
+const GATHER_PARTS = 512;
 
 /** Temp-file prefix; the scanner always ignores names starting with it. */
 export const TEMP_PREFIX = '.multiall.';
@@ -84,21 +90,84 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-async function writeAll(fh: FileHandle, data: Uint8Array, pos: number): Promise<void> {
-  let off = 0;
-  while (off < data.length) {
-    const { bytesWritten } = await fh.write(data, off, data.length - off, pos + off);
-    off += bytesWritten;
+/**
+ * Output of one patch(): pieces gathered (kept as they are, or copied into one buffer) and
+ * written at the file position they belong to with few writev() calls.
+ */
+class Gather {
+  readonly #fh: FileHandle;
+  readonly #copy: Buffer;
+  #copied = 0;
+  #parts: Uint8Array[] = [];
+  #bytes = 0;
+  /** File position of the first gathered byte. */
+  #pos: number;
+
+  constructor(fh: FileHandle, pos: number, maxSize: number) {
+    this.#fh = fh;
+    this.#pos = pos;
+    this.#copy = Buffer.allocUnsafe(Math.max(1, Math.min(GATHER_BYTES, maxSize - pos)));
+  }
+
+  /** Gathers `data`: as it is when `keep` (the caller never changes it), else copied. */
+  async add(data: Uint8Array, keep: boolean): Promise<void> {
+    if (keep) {
+      this.#parts.push(data);
+      this.#bytes += data.length;
+    } else {
+      for (let off = 0; off < data.length;) {
+        if (this.#copied === this.#copy.length) await this.flush();
+        const n = Math.min(data.length - off, this.#copy.length - this.#copied);
+        this.#copy.set(data.subarray(off, off + n), this.#copied);
+        this.#push(this.#copied, n);
+        off += n;
+      }
+    }
+    if (this.#bytes >= GATHER_BYTES || this.#parts.length >= GATHER_PARTS) await this.flush();
+  }
+
+  /** Reads up to `want` bytes of `src` at `pos` into the copy buffer; the bytes read, hashed into `sha`. */
+  async read(src: FileHandle, want: number, pos: number, sha: Hash): Promise<number> {
+    if (this.#copied === this.#copy.length) await this.flush();
+    const at = this.#copied;
+    const { bytesRead } = await src.read(this.#copy, at, Math.min(want, this.#copy.length - at), pos);
+    if (bytesRead > 0) {
+      sha.update(this.#copy.subarray(at, at + bytesRead));
+      this.#push(at, bytesRead);
+    }
+    return bytesRead;
+  }
+
+  #push(at: number, n: number): void {
+    this.#copied = at + n;
+    this.#parts.push(this.#copy.subarray(at, at + n));
+    this.#bytes += n;
+  }
+
+  async flush(): Promise<void> {
+    const parts = this.#parts;
+    while (parts.length > 0) {
+      const { bytesWritten } = await this.#fh.writev(parts, this.#pos);
+      this.#pos += bytesWritten;
+      // Short write (rare for a regular file): drop what was written, go on with the rest.
+      let skip = bytesWritten;
+      while (parts.length > 0 && skip >= parts[0]!.length) skip -= parts.shift()!.length;
+      if (skip > 0) parts[0] = parts[0]!.subarray(skip);
+    }
+    this.#parts = [];
+    this.#bytes = 0;
+    this.#copied = 0;
   }
 }
 
 /** Opens a partial file for resuming: cut to `offset` bytes, which are hashed into `sha`. */
-async function openPartial(path: string, offset: number, mode: number, sha: Hash, buf: Buffer): Promise<FileHandle> {
+async function openPartial(path: string, offset: number, mode: number, sha: Hash): Promise<FileHandle> {
   const fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, mode);
   try {
     const st = await fh.stat();
     if (!st.isFile() || st.size < offset) throw new FileSyncError('E_DELTA', `partial file ${path} holds ${st.size} bytes, fewer than the ${offset} to resume from`);
     if (st.size > offset) await fh.truncate(offset);
+    const buf = Buffer.allocUnsafe(Math.max(1, Math.min(GATHER_BYTES, offset)));
     for (let pos = 0; pos < offset;) {
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, offset - pos), pos);
       if (bytesRead === 0) throw new FileSyncError('E_DELTA', `partial file ${path} shrank while resuming`);
@@ -132,17 +201,10 @@ export async function patch(
   const from = opts.partial?.offset ?? 0;
   if (!Number.isSafeInteger(from) || from < 0 || from > maxSize) throw new FileSyncError('E_ARG', `cannot resume at byte ${from} of at most ${maxSize}`);
   let base: FileHandle | null = null;
-  let out: FileHandle | null = null;
   const sha = createHash('sha256');
-  // Literals and copied ranges are gathered so that a big file costs few write() calls; small
-  // files get a small buffer.
-  const wbuf = Buffer.allocUnsafe(Math.max(1, Math.min(WRITE_BUF, maxSize)));
-  let wlen = 0;
+  let out: FileHandle | null = null;
+  let gather: Gather | null = null;
   let written = from;
-  const flush = async (): Promise<void> => {
-    if (wlen > 0) await writeAll(out!, wbuf.subarray(0, wlen), written - wlen);
-    wlen = 0;
-  };
   let verified = false;
   try {
     if (basis !== null) {
@@ -152,7 +214,8 @@ export async function patch(
         throw new FileSyncError('E_DELTA', `basis ${basis} is ${st.size} bytes, signature says ${sig.fileSize}: it changed since`);
       }
     }
-    out = opts.partial === undefined ? await open(tmp, 'wx', opts.mode ?? 0o644) : await openPartial(tmp, from, opts.mode ?? 0o644, sha, wbuf);
+    out = opts.partial === undefined ? await open(tmp, 'wx', opts.mode ?? 0o644) : await openPartial(tmp, from, opts.mode ?? 0o644, sha);
+    gather = new Gather(out, from, maxSize);
     let end: { size: number; sha256: Uint8Array } | null = null;
     for await (const op of ops) {
       if (end !== null) throw new FileSyncError('E_DELTA', `op '${op.type}' after end`);
@@ -160,13 +223,7 @@ export async function patch(
         if (op.data.length === 0 || op.data.length > MAX_LITERAL) throw new FileSyncError('E_DELTA', `literal of ${op.data.length} bytes`);
         if (written + op.data.length > maxSize) throw new FileSyncError('E_DELTA', `output exceeds ${maxSize} bytes`);
         sha.update(op.data);
-        if (wlen + op.data.length > wbuf.length) await flush();
-        if (wlen === 0 && op.data.length >= DIRECT_WRITE) {
-          await writeAll(out, op.data, written); // a big literal is written as it is, not copied first
-        } else {
-          wbuf.set(op.data, wlen);
-          wlen += op.data.length;
-        }
+        await gather.add(op.data, opts.stableLiterals === true);
         written += op.data.length;
       } else if (op.type === 'copy') {
         if (base === null) throw new FileSyncError('E_DELTA', 'copy op without a basis file');
@@ -177,14 +234,10 @@ export async function patch(
         const stop = Math.min((op.start + op.count) * bs, sig.fileSize);
         if (written + (stop - pos) > maxSize) throw new FileSyncError('E_DELTA', `output exceeds ${maxSize} bytes`);
         while (pos < stop) {
-          if (wlen === wbuf.length) await flush();
-          const want = Math.min(wbuf.length - wlen, stop - pos);
-          const { bytesRead } = await base.read(wbuf, wlen, want, pos);
-          if (bytesRead === 0) throw new FileSyncError('E_DELTA', `basis ${basis} shrank while patching`);
-          sha.update(wbuf.subarray(wlen, wlen + bytesRead));
-          wlen += bytesRead;
-          pos += bytesRead;
-          written += bytesRead;
+          const n = await gather.read(base, stop - pos, pos, sha);
+          if (n === 0) throw new FileSyncError('E_DELTA', `basis ${basis} shrank while patching`);
+          pos += n;
+          written += n;
         }
       } else if (op.type === 'end') {
         end = op;
@@ -193,7 +246,7 @@ export async function patch(
       }
     }
     if (end === null) throw new FileSyncError('E_DELTA', 'op stream ended without an end op');
-    await flush();
+    await gather.flush();
     const digest = new Uint8Array(sha.digest());
     if (end.size !== written) throw new FileSyncError('E_PATCH_HASH', `rebuilt ${written} bytes, sender announced ${end.size}`);
     if (Buffer.compare(digest, end.sha256) !== 0) throw new FileSyncError('E_PATCH_HASH', 'rebuilt file SHA-256 differs from the sender\'s');
@@ -218,7 +271,7 @@ export async function patch(
   } catch (err) {
     const keep = opts.partial !== undefined && !verified && !(err instanceof FileSyncError && BAD_CONTENT.has(err.code));
     if (out !== null) {
-      if (keep) await flush().catch(() => undefined);
+      if (keep) await gather?.flush().catch(() => undefined);
       await out.close().catch(() => undefined);
     }
     out = null;
