@@ -19,7 +19,8 @@
  *   4. MultiAll only: time until a small change is visible on every one of `peers` peers
  *      (1 + peers processes, 100-file tree, 5 changes; median)
  * Every timed initial sync starts after a `sync` (the generated data's dirty pages written back),
- * so neither side pays for the other's or the generator's writeback.
+ * so neither side pays for the other's or the generator's writeback, and with warm memory for
+ * its page cache (see settle()), so neither side pays the VM host's page faults the other did not.
  * Bytes on the wire: rsync's own "Total bytes sent + received"; MultiAll: TCP payload (TLS
  * records, handshakes included) of every agent-to-agent connection, from `ss -ti` counters
  * (bytes_sent + bytes_received of the client end), before/after each case.
@@ -280,8 +281,30 @@ function milestones(log: Record<string, unknown>[], t0: number, endMs: number): 
 }
 const timelines: Result[] = [];
 
-/** Writes back dirty pages so that the timed part starts from a quiet disk, the same for both sides. */
-const settle = async (): Promise<void> => void (await run('sync'));
+/**
+ * Same start for both sides: memory for the receiver's page cache made warm, then dirty pages
+ * written back so the timed part starts from a quiet disk.
+ * Why warm: on a VM with free page reporting (virtio-balloon), memory the guest freed goes back
+ * to the host within seconds, and the next page-cache write into it faults on the host: 1 GiB
+ * written in 1.8 s "cold" vs 0.26 s right after the same amount was freed. Without this, whoever
+ * runs right after the other side's cleanup gets warm pages (rsync did, in this script's order).
+ * A scratch file of `bytes` (the data set plus a margin) is written and removed just before.
+ */
+async function settle(bytes: number): Promise<void> {
+  const scratch = join(tmpdir(), `multiall-fsbench-warm-${process.pid}`);
+  const fh = await open(scratch, 'w');
+  try {
+    const chunk = Buffer.alloc(8 << 20);
+    for (let off = 0; off < bytes; off += chunk.length) await fh.write(chunk, 0, chunk.length, off);
+  } finally {
+    await fh.close();
+    await rm(scratch, { force: true });
+  }
+  await run('sync');
+}
+/** Bytes of the generated data set. */
+const DATA_BYTES = SMALL * 2048 + LARGE * LARGE_BYTES;
+const WARM_BYTES = Math.round(DATA_BYTES * 1.25) + (64 << 20);
 
 async function benchMultiall(): Promise<Result> {
   const c = await ProcCluster.create();
@@ -292,7 +315,7 @@ async function benchMultiall(): Promise<Result> {
     const large: [string, string][] = [];
     for (let i = 0; i < LARGE; i++) large.push([`large${i}.bin`, (await c.hash('a', `large${i}.bin`))!]);
     await c.prepare('b', opt.timeline);
-    await settle();
+    await settle(WARM_BYTES);
     let before = await tcpBytes(c.ports());
     const cpu0 = [await c.cpu('a'), await c.cpu('b')];
     const t0 = now();
@@ -380,12 +403,12 @@ async function benchRsync(): Promise<Result> {
       await new Promise((r) => setTimeout(r, 50));
     }
     const url = `rsync://127.0.0.1:${port}/m/`;
-    await settle();
+    await settle(WARM_BYTES);
     let t = performance.now();
     const r1 = await run('rsync', ['-a', '--stats', `${src}/`, url], { maxBuffer: 1 << 24 });
     const initialMs = performance.now() - t;
     // Durability like MultiAll's (every file fsynced): a reference column, not the target.
-    await settle();
+    await settle(WARM_BYTES);
     t = performance.now();
     await run('rsync', ['-a', '--fsync', `${src}/`, `rsync://127.0.0.1:${port}/f/`], { maxBuffer: 1 << 24 });
     const initialFsyncMs = performance.now() - t;

@@ -30,6 +30,7 @@ import { decodeDeltaOp, delta, encodeDeltaOp, literalHead, encodeSignature, deco
 import type { DeltaOp, PatchOptions, PatchResult, Signature } from './delta/index.ts';
 import { SIG_CHUNK_BYTES, decodeMiss, encodeMiss } from './protocol.ts';
 import type { FetchFile } from './protocol.ts';
+import type { GroupSync } from './groupsync.ts';
 import type { Throttle } from './throttle.ts';
 
 /** Signature of "no basis": zero blocks, so only LITERAL ops are acceptable. */
@@ -321,13 +322,18 @@ class OpQueue implements AsyncIterable<DeltaOp> {
   }
 }
 
-/** Files per stream being written/finished (fsync + rename) while the next ones arrive. */
-const MAX_FINISHING = 16;
+/** Files per stream being written/finished (fsync + rename) while the next ones arrive... */
+const MAX_FINISHING = 1024;
+/** ...of which at most this many of GROUP_SYNC_MAX bytes or more (buffers of several MiB each). */
+const MAX_FINISHING_LARGE = 16;
+/** Files below this size are made durable in groups (GroupSync) when a group is given. */
+export const GROUP_SYNC_MAX = 1 << 20;
 
 /**
  * Receiver side: fetches `items` over one files.fetch stream. `done(i, result | error)` is called
  * once per item, in completion order. Throws only if the stream itself failed; items not done
- * then are reported with that error first.
+ * then are reported with that error first. Files below GROUP_SYNC_MAX (not resumed) are made
+ * durable through `group` when one is given, else each by its own fsync.
  */
 export async function fetchBatch(
   openStream: (body: unknown) => Promise<RpcStream>,
@@ -335,6 +341,7 @@ export async function fetchBatch(
   items: FetchItem[],
   counters: TransferCounters,
   done: (i: number, r: PatchResult | Error) => Promise<void> | void,
+  group?: GroupSync,
 ): Promise<void> {
   const sigs: Signature[] = [];
   const enc: Uint8Array[] = [];
@@ -364,6 +371,7 @@ export async function fetchBatch(
   const offset = (it: FetchItem): number => it.patch.partial?.offset ?? 0;
   const stream = await openStream({ tree, files: items.map((it, i) => [it.path, Buffer.from(it.hash, 'hex'), enc[i]!.length, ...(offset(it) > 0 ? [offset(it)] : [])]) });
   const finishing = new Set<Promise<void>>();
+  let finishingLarge = 0;
   let current: OpQueue | undefined;
   try {
     const upload = (async (): Promise<void> => {
@@ -382,14 +390,20 @@ export async function fetchBatch(
       const it = items[i]!;
       const idx = i;
       const q = new OpQueue();
-      const p: Promise<void> = patch(it.basis, q, it.target, sigs[idx]!, { ...it.patch, maxSize: it.size, stableLiterals: true }).then(
+      const large = it.size >= GROUP_SYNC_MAX;
+      const durable = group !== undefined && !large && it.patch.partial === undefined ? group.durable.bind(group) : undefined;
+      const p: Promise<void> = patch(it.basis, q, it.target, sigs[idx]!, { ...it.patch, maxSize: it.size, stableLiterals: true, durable }).then(
         (r) => {
           counters.resumedBytes += offset(it);
           return report(idx, r);
         },
         (e: unknown) => report(idx, e as Error),
-      ).finally(() => finishing.delete(p));
+      ).finally(() => {
+        finishing.delete(p);
+        if (large) finishingLarge--;
+      });
       finishing.add(p);
+      if (large) finishingLarge++;
       return q;
     };
     for await (const msg of stream) {
@@ -401,7 +415,7 @@ export async function fetchBatch(
         if (i >= items.length) throw new FileSyncError('E_WIRE', 'data after the last requested file');
         counters.opBytes += c.length;
         if (current === undefined) {
-          while (finishing.size >= MAX_FINISHING) await Promise.race(finishing);
+          while (finishing.size >= MAX_FINISHING || (items[i]!.size >= GROUP_SYNC_MAX && finishingLarge >= MAX_FINISHING_LARGE)) await Promise.race(finishing);
           current = startFile();
         }
         const miss = decodeMiss(c);

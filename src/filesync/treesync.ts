@@ -35,6 +35,7 @@ import { scan } from './index/scanner.ts';
 import { IndexStore } from './indexstore.ts';
 import type { ConflictRow } from './indexstore.ts';
 import { preparePartial, removeStalePartials, RESUME_MIN_BYTES } from './partial.ts';
+import { GroupSync } from './groupsync.ts';
 import { PostSync } from './postsync.ts';
 import { MAX_ENTRIES_PER_MESSAGE, MAX_FETCH_FILES, decodeEntriesRes, decodeSummaryRes, encodeEntry } from './protocol.ts';
 import type { EntriesReq, FetchFile, FetchReq } from './protocol.ts';
@@ -42,7 +43,7 @@ import { resolve, resolveMirror } from './resolve.ts';
 import type { FileVersion } from './resolve.ts';
 import { resolveInTree, validatePeerPath } from './safety.ts';
 import { Throttle } from './throttle.ts';
-import { MIN_DELTA_BASIS, copyLocal, fetchBatch, openRegular, retryItem, serveFetch } from './transfer.ts';
+import { GROUP_SYNC_MAX, MIN_DELTA_BASIS, copyLocal, fetchBatch, openRegular, retryItem, serveFetch } from './transfer.ts';
 import type { FetchItem, TransferCounters } from './transfer.ts';
 import type { IndexRecord, TreeConfig } from './types.ts';
 import { bump, compare, emptyVector } from './versionvector.ts';
@@ -181,6 +182,8 @@ export class TreeSync {
   readonly #peers = new Map<string, PeerState>();
   readonly #throttle: Throttle | undefined;
   readonly #postSync: PostSync;
+  /** Small fetched files become durable together: one syncfs per group, not an fsync each. */
+  readonly #group: GroupSync;
   readonly #recv: TransferCounters = { opBytes: 0, sigBytes: 0, resumedBytes: 0 };
   readonly #sent: TransferCounters = { opBytes: 0, sigBytes: 0, resumedBytes: 0 };
   readonly #files = { pulled: 0, copiedLocally: 0, deleted: 0, metadataOnly: 0, reverted: 0 };
@@ -208,6 +211,13 @@ export class TreeSync {
     this.#exclude = new IgnoreMatcher(cfg.exclude);
     this.#include = cfg.include === undefined ? null : new IgnoreMatcher(cfg.include);
     this.#throttle = cfg.bandwidthBps === undefined ? undefined : new Throttle(cfg.bandwidthBps);
+    let warned = false;
+    this.#group = new GroupSync({
+      onFallback: (err) => {
+        if (!warned) this.#log.warn({ err: err.message }, 'group sync of small files failed: fsyncing each file instead');
+        warned = true;
+      },
+    });
     this.#postSync = new PostSync({
       actions: cfg.postSync, debounceMs: cfg.debounceMs, tree: cfg.name, root: cfg.root, logger: this.#log,
       onResult: (r) => host.bus?.publish('files.post_sync', { tree: cfg.name, ...r }),
@@ -251,6 +261,7 @@ export class TreeSync {
     for (const p of this.#peers.values()) clearTimeout(p.timer);
     await this.#postSync.stop();
     await this.#lane.catch(() => undefined);
+    this.#group.close();
     this.#flushDb();
   }
 
@@ -1096,6 +1107,12 @@ export class TreeSync {
       bytes += j.item.size;
     }
     if (cur.length > 0) batches.push(cur);
+    // Batches of big files (bound by bytes: hashing, TLS, writeback) alternate with batches of
+    // many small ones (bound by per-file calls): the streams in flight keep both kinds busy.
+    const big = batches.filter((b) => b.length === 1 && b[0]!.item.size >= GROUP_SYNC_MAX);
+    const many = batches.filter((b) => !(b.length === 1 && b[0]!.item.size >= GROUP_SYNC_MAX));
+    batches.length = 0;
+    for (let k = 0; k < Math.max(big.length, many.length); k++) batches.push(...(k < many.length ? [many[k]!] : []), ...(k < big.length ? [big[k]!] : []));
     const again: FetchJob[] = [];
     let next = 0;
     await Promise.all(Array.from({ length: Math.min(FETCH_STREAMS, batches.length) }, async () => {
@@ -1113,7 +1130,7 @@ export class TreeSync {
           }
           if (!(r instanceof Error)) this.#files.pulled++;
           await j.done(r);
-        }).catch(() => undefined); // every item of the batch was reported to its job
+        }, this.#group).catch(() => undefined); // every item of the batch was reported to its job
         this.#log.debug({ peer, files: b.length, bytes: size }, 'fetch: stream done');
       }
     }));

@@ -1,7 +1,8 @@
 /**
  * patch(): the receiver side. Rebuilds the new file from the basis and a DeltaOp stream into a
- * temp file next to the target, checks size and SHA-256 against the END op, then fsyncs and
- * renames over the target (atomic replace) and fsyncs the directory. On any failure the temp
+ * temp file next to the target, checks size and SHA-256 against the END op, then fsyncs it (or
+ * lets `durable` make it durable together with others), renames it over the target (atomic
+ * replace) and fsyncs the directory. On any failure the temp
  * file is removed and the target is left untouched. A resumable transfer (`partial`) writes to a
  * file named after the wanted content instead, continues after the bytes it already holds, and
  * keeps what it received when the transfer is cut (but not when the content proved wrong).
@@ -38,6 +39,11 @@ export interface PatchOptions {
    * reuse its buffer (wholeFileOps), so literals are copied.
    */
   stableLiterals?: boolean;
+  /**
+   * Makes the written, closed temp file durable instead of its own fsync (GroupSync: one
+   * syncfs for many small files); resolves once it is on disk, before the rename.
+   */
+  durable?: (tmp: string, dev: bigint) => Promise<void>;
   /** Last check before the rename (e.g. the target did not change meanwhile); throwing aborts. */
   beforeRename?: () => Promise<void>;
   /**
@@ -260,9 +266,10 @@ export async function patch(
     if (opts.owner !== undefined && (Number(st.uid) !== opts.owner.uid || Number(st.gid) !== opts.owner.gid)) fchownSync(out.fd, opts.owner.uid, opts.owner.gid);
     if (opts.mode !== undefined && Number(st.mode & 0o7777n) !== opts.mode) fchmodSync(out.fd, opts.mode); // exact bits, umask not applied
     // Data (and metadata) durable before the rename: a crash never leaves a renamed, empty file.
-    await out.sync();
+    if (opts.durable === undefined) await out.sync();
     await out.close();
     out = null;
+    if (opts.durable !== undefined) await opts.durable(tmp, st.dev);
     if (opts.beforeRename !== undefined) await opts.beforeRename();
     await rename(tmp, outFile);
     // Make the rename itself durable.
