@@ -3,7 +3,8 @@
  *   node bench/filesync/compare.ts [scale=1] [runs=3] [peers=5] [options]
  * Options: --preset issue (the issue's data set: 10,000 small files + 20 × 50 MB), --small N,
  * --large N, --large-mb N (override the scale), --initial-only (skip the edit, small-change and
- * fan-out cases), --timeline (print when each step of MultiAll's initial sync happened).
+ * fan-out cases), --timeline (print when each step of MultiAll's initial sync happened),
+ * --no-hold (leave the VM's free page reporting alone: see holdFreedMemory()).
  * MultiAll: one agent per process (bench/filesync/agent-proc.ts: real Store, RPC server and client
  * pool over loopback mTLS, watcher on, debounce 100 ms), like one agent per server. rsync: a
  * daemon on 127.0.0.1 (plain TCP, generated rsyncd.conf) and the rsync client, `-a`, no `-z`
@@ -29,6 +30,7 @@
 import { execFile, fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +44,7 @@ const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     preset: { type: 'string' }, small: { type: 'string' }, large: { type: 'string' }, 'large-mb': { type: 'string' },
-    'initial-only': { type: 'boolean', default: false }, timeline: { type: 'boolean', default: false },
+    'initial-only': { type: 'boolean', default: false }, timeline: { type: 'boolean', default: false }, 'no-hold': { type: 'boolean', default: false },
   },
 });
 if (opt.preset !== undefined && opt.preset !== 'issue') throw new Error(`unknown preset ${opt.preset} (known: issue)`);
@@ -302,6 +304,27 @@ async function settle(bytes: number): Promise<void> {
   }
   await run('sync');
 }
+/**
+ * Free page reporting hands memory the guest freed back to the host at once (min_free_ms 0 on
+ * this VM), so the warm-up above would stay warm only for whoever is quick. Unless --no-hold,
+ * freed memory is kept in the guest for 5 minutes during the run (restored at exit): every
+ * side then writes its page cache into warm memory, as on a server without a balloon.
+ */
+const HOLD = '/sys/module/page_reporting/parameters/min_free_ms';
+function holdFreedMemory(): void {
+  let before: string;
+  try {
+    before = readFileSync(HOLD, 'utf8').trim();
+    writeFileSync(HOLD, '300000'); // the largest value this kernel accepts is below 600000
+  } catch {
+    return; // not a VM with free page reporting, or not root
+  }
+  console.error(`holding freed memory in the guest during the run (${HOLD} ${before} → 300000)`);
+  const restore = (): void => writeFileSync(HOLD, before);
+  process.on('exit', restore);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+}
+if (!opt['no-hold']) holdFreedMemory();
 /** Bytes of the generated data set. */
 const DATA_BYTES = SMALL * 2048 + LARGE * LARGE_BYTES;
 const WARM_BYTES = Math.round(DATA_BYTES * 1.25) + (64 << 20);

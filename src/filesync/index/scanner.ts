@@ -79,6 +79,22 @@ export async function hashFile(abs: string): Promise<string> {
   return h.digest('hex');
 }
 
+/** lstat / hash calls of one directory in flight at once. */
+const SCAN_CONCURRENCY = 16;
+
+/** fn over items, at most `n` at a time; results in item order. */
+async function mapConcurrent<T, R>(items: readonly T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  }));
+  return out;
+}
+
 function isReserved(rel: string, name: string): boolean {
   return (name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX)) || rel === TREE_MARKER;
 }
@@ -117,7 +133,10 @@ export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanRe
     return { hash, racy };
   };
 
-  // Returns true if `rel` (a directory) or anything below it was kept.
+  // Returns true if `rel` (a directory) or anything below it was kept. The names of one
+  // directory are lstat'ed (and changed files hashed) several at a time: each call is a
+  // thread-pool round trip, and one at a time a rescan of 10,000 unchanged files took ≈ 0.5 s.
+  // Entries are still added in name order, subdirectories walked one after the other.
   const walk = async (absDir: string, relDir: string): Promise<boolean> => {
     let names: Buffer[];
     try {
@@ -126,8 +145,8 @@ export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanRe
       res.problems.push({ path: relDir || '.', reason: `readdir: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
       return false;
     }
-    let keptAny = false;
     names.sort(Buffer.compare); // deterministic order
+    const items: { rel: string; abs: string }[] = [];
     for (const raw of names) {
       let name: string;
       try {
@@ -141,58 +160,62 @@ export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanRe
         if (isPartialName(name)) res.partials.push(rel);
         continue;
       }
-      const abs = join(absDir, name);
-      let st: BigIntStats;
-      try {
-        st = await lstat(abs, { bigint: true });
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT') res.problems.push({ path: rel, reason: `lstat: ${code ?? String(e)}` });
-        continue; // ENOENT: removed while scanning, the next scan sees the delete
+      items.push({ rel, abs: join(absDir, name) });
+    }
+    const stats = await mapConcurrent(items, SCAN_CONCURRENCY, (it) => lstat(it.abs, { bigint: true }).catch((e: NodeJS.ErrnoException) => e));
+    // Entries to keep (null: skipped); their files then hashed (or hash reused) several at a time.
+    const kept: (Entry | null)[] = items.map((it, i) => {
+      const st = stats[i]!;
+      if (st instanceof Error) {
+        if (st.code !== 'ENOENT') res.problems.push({ path: it.rel, reason: `lstat: ${st.code ?? String(st)}` });
+        return null; // ENOENT: removed while scanning, the next scan sees the delete
       }
       let type: EntryType;
       if (st.isFile()) type = 'file';
       else if (st.isDirectory()) type = 'dir';
       else if (st.isSymbolicLink()) type = 'symlink';
       else {
-        res.problems.push({ path: rel, reason: 'special file (socket, FIFO or device) not synced' });
-        continue;
+        res.problems.push({ path: it.rel, reason: 'special file (socket, FIFO or device) not synced' });
+        return null;
       }
       const isDir = type === 'dir';
-      if (exclude.match(rel, isDir) === true) continue; // parents were already checked: pruned
-      const covered = include === null || include.ignores(rel, isDir);
-      const base: Entry = {
-        path: rel, type, size: 0, mtimeNs: st.mtimeNs, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), ino: st.ino,
-      };
-      if (isDir) {
-        const below = await walk(abs, rel);
-        if (!covered && !below) continue;
-        res.entries.set(rel, base);
+      if (exclude.match(it.rel, isDir) === true) return null; // parents were already checked: pruned
+      return { path: it.rel, type, size: type === 'file' ? Number(st.size) : 0, mtimeNs: st.mtimeNs, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), ino: st.ino };
+    });
+    const covered = (e: Entry): boolean => include === null || include.ignores(e.path, e.type === 'dir');
+    const files = kept.flatMap((e, i) => (e !== null && e.type === 'file' && covered(e) ? [i] : []));
+    const hashed = await mapConcurrent(files, SCAN_CONCURRENCY, (i) => fileHash(items[i]!.abs, kept[i]!.path, stats[i] as BigIntStats, kept[i]!.size).catch((err: NodeJS.ErrnoException) => err));
+    const hashes = new Map(files.map((i, k) => [i, hashed[k]!]));
+    let keptAny = false;
+    for (const [i, base] of kept.entries()) {
+      if (base === null) continue;
+      const abs = items[i]!.abs;
+      if (base.type === 'dir') {
+        const below = await walk(abs, base.path);
+        if (!covered(base) && !below) continue;
+        res.entries.set(base.path, base);
         res.stats.dirs++;
-      } else if (!covered) {
+      } else if (!covered(base)) {
         continue;
-      } else if (type === 'symlink') {
+      } else if (base.type === 'symlink') {
         try {
           base.target = await readlink(abs);
         } catch (e) {
-          res.problems.push({ path: rel, reason: `readlink: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
+          res.problems.push({ path: base.path, reason: `readlink: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
           continue;
         }
         base.size = Buffer.byteLength(base.target);
-        res.entries.set(rel, base);
+        res.entries.set(base.path, base);
         res.stats.symlinks++;
       } else {
-        base.size = Number(st.size);
-        try {
-          const { hash, racy } = await fileHash(abs, rel, st, base.size);
-          base.hash = hash;
-          if (racy) base.racy = true;
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code !== 'ENOENT') res.problems.push({ path: rel, reason: `read: ${code ?? String(e)}` });
+        const h = hashes.get(i)!;
+        if (h instanceof Error) {
+          if (h.code !== 'ENOENT') res.problems.push({ path: base.path, reason: `read: ${h.code ?? String(h)}` });
           continue;
         }
-        res.entries.set(rel, base);
+        base.hash = h.hash;
+        if (h.racy) base.racy = true;
+        res.entries.set(base.path, base);
         res.stats.files++;
       }
       keptAny = true;
