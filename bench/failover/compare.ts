@@ -24,7 +24,7 @@
  * every run; for keepalived, the VIP must be held by at most one namespace at each check.
  * Last line of output is JSON.
  */
-import { parseArgs } from 'node:util';
+import { benchArgs, numberArg, usageError } from '../args.ts';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,7 +34,8 @@ import { claimIntervals, checkHistory } from '../../src/failover/history-checker
 import type { ClaimRecord } from '../../src/failover/election.ts';
 import { KeepalivedCluster } from './keepalived.ts';
 
-const { values: a } = parseArgs({
+const USAGE = 'node bench/failover/compare.ts [--trials 5] [--starved-minutes 10] [--skip-keepalived] [--skip-starved] [--rows default,fastgossip,fast]';
+const { values: a } = benchArgs({
   options: {
     trials: { type: 'string', default: '5' },
     'starved-minutes': { type: 'string', default: '10' },
@@ -42,9 +43,9 @@ const { values: a } = parseArgs({
     'skip-starved': { type: 'boolean', default: false },
     rows: { type: 'string', default: 'default,fastgossip,fast' },
   },
-});
-const TRIALS = Number(a.trials);
-const STARVED_MS = Number(a['starved-minutes']) * 60_000;
+}, USAGE);
+const TRIALS = numberArg('--trials', a.trials, USAGE);
+const STARVED_MS = numberArg('--starved-minutes', a['starved-minutes'], USAGE, { fraction: true }) * 60_000;
 const ROWS = (a.rows ?? 'default').split(',').filter(Boolean);
 const NODES = ['f1', 'f2', 'f3'];
 const PRIORITIES = { f1: 200, f2: 150, f3: 100 };
@@ -88,6 +89,7 @@ const ROW_CONFIGS: Record<string, RowConfig> = {
   fastgossip: { name: 'fastgossip', gossip: FAST_GOSSIP, label: 'lease 3s, heartbeat 1s, gossip FAST_GOSSIP (probe 200ms, suspicion_mult 3)' },
   fast: { name: 'fast', gossip: FAST_GOSSIP, lease: '2s', heartbeat: '500ms', label: 'lease 2s, heartbeat 500ms, gossip FAST_GOSSIP' },
 };
+for (const r of ROWS) if (ROW_CONFIGS[r] === undefined) usageError(`unknown row ${JSON.stringify(r)} in --rows (known: ${Object.keys(ROW_CONFIGS).join(', ')})`, USAGE);
 
 interface Status { node: string; role: string; master: string | null; term: number; isMaster: boolean }
 interface Promotion { atMs: number; node: string; term: number }
@@ -371,8 +373,7 @@ async function main(): Promise<void> {
   const rows: Record<string, { label: string; median_ms: number; samples_ms: number[]; safety: ReturnType<Ours['safety']> }> = {};
   const starved: Record<string, unknown>[] = [];
   for (const r of ROWS) {
-    const cfg = ROW_CONFIGS[r];
-    if (!cfg) throw new Error(`unknown row ${r} (known: ${Object.keys(ROW_CONFIGS).join(', ')})`);
+    const cfg = ROW_CONFIGS[r]!;
     log(`ours [${cfg.name}] ${cfg.label}`);
     const o = await Ours.create(cfg);
     const samples = await oursTrials(o, TRIALS);

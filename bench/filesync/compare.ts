@@ -34,29 +34,31 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
+import { benchArgs, numberArg, usageError } from '../args.ts';
 import { pseudoRandom } from '../../test/filesync/helpers.ts';
 import { makePki, type Pki } from '../../test/security/pki.ts';
 import type { Member } from '../../src/filesync/service.ts';
 
 const run = promisify(execFile);
-const { values: opt, positionals } = parseArgs({
+const USAGE = 'node bench/filesync/compare.ts [scale=1] [runs=3] [peers=5] [--preset issue] [--small N] [--large N] [--large-mb N] [--initial-only] [--timeline] [--no-hold]';
+const { values: opt, positionals } = benchArgs({
   allowPositionals: true,
   options: {
     preset: { type: 'string' }, small: { type: 'string' }, large: { type: 'string' }, 'large-mb': { type: 'string' },
     'initial-only': { type: 'boolean', default: false }, timeline: { type: 'boolean', default: false }, 'no-hold': { type: 'boolean', default: false },
   },
-});
-if (opt.preset !== undefined && opt.preset !== 'issue') throw new Error(`unknown preset ${opt.preset} (known: issue)`);
+}, USAGE);
+if (opt.preset !== undefined && opt.preset !== 'issue') usageError(`unknown --preset ${JSON.stringify(opt.preset)} (known: issue)`, USAGE);
 const issue = opt.preset === 'issue';
-const scale = Number(positionals[0] ?? '1');
-const RUNS = Math.max(1, Number(positionals[1] ?? '3'));
-const PEERS = Math.max(1, Number(positionals[2] ?? '5'));
-const SMALL = Number(opt.small ?? (issue ? 10_000 : Math.max(10, Math.round(2000 * scale))));
-const LARGE = Number(opt.large ?? (issue ? 20 : 3));
+const scale = numberArg('scale', positionals[0] ?? '1', USAGE, { min: 0.01, fraction: true });
+const RUNS = numberArg('runs', positionals[1] ?? '3', USAGE, { min: 1 });
+const PEERS = numberArg('peers', positionals[2] ?? '5', USAGE, { min: 1 });
+const SMALL = numberArg('--small', opt.small ?? String(issue ? 10_000 : Math.max(10, Math.round(2000 * scale))), USAGE, { min: 10 });
+// The edit case uses large1.bin.
+const LARGE = numberArg('--large', opt.large ?? String(issue ? 20 : 3), USAGE, { min: 2 });
 /** Size of a large file: the issue's "50 MB" is 50,000,000 bytes; the scale gives MiB. */
-const LARGE_BYTES = opt['large-mb'] !== undefined ? Number(opt['large-mb']) * 1_000_000 : issue ? 50_000_000 : Math.max(1, Math.round(32 * scale)) * 1024 * 1024;
-if (!(SMALL >= 10 && LARGE >= 2 && LARGE_BYTES >= 4096)) throw new Error('need --small ≥ 10, --large ≥ 2 (the edit case uses large1.bin), --large-mb > 0');
+const LARGE_BYTES = opt['large-mb'] !== undefined ? numberArg('--large-mb', opt['large-mb'], USAGE, { min: 0.005, fraction: true }) * 1_000_000 : issue ? 50_000_000 : Math.max(1, Math.round(32 * scale)) * 1024 * 1024;
 const INITIAL_ONLY = opt['initial-only'];
 
 /** Deterministic incompressible bytes at memory speed (AES-128-CTR of zeros, key from the seed). */
