@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -229,5 +230,44 @@ test('delta from a stream equals delta from the file; patch without basis create
     assert.ok((await readFile(join(dir, 'created'))).equals(next));
     const { stat } = await import('node:fs/promises');
     assert.equal((await stat(join(dir, 'created'))).mode & 0o777, 0o640);
+  });
+});
+
+test('patch gathers writes across its 4 MiB buffer: copies and literals from a reused buffer, or kept as they are, rebuild the file exactly', async () => {
+  await withTempDir(async (dir) => {
+    const basis = pseudoRandom(9 << 20, 11);
+    const bPath = join(dir, 'basis');
+    await writeFile(bPath, basis);
+    const sig = await signature(bPath, { blockSize: 4096 });
+    // New file: 1.5 MiB of new bytes, the whole basis, 3 MiB of new bytes, then blocks 10..19 again.
+    const head = pseudoRandom(3 << 19, 12);
+    const tail = pseudoRandom(3 << 20, 13);
+    const want = Buffer.concat([head, basis, tail, basis.subarray(10 * 4096, 20 * 4096)]);
+    const sha256 = new Uint8Array(createHash('sha256').update(want).digest());
+    // Literals come from one buffer that is overwritten for every op (like wholeFileOps).
+    function* ops(reuse: boolean): Generator<DeltaOp> {
+      const scratch = Buffer.alloc(MAX_LITERAL);
+      const literals = function* (data: Buffer): Generator<DeltaOp> {
+        for (let off = 0; off < data.length; off += MAX_LITERAL) {
+          const part = data.subarray(off, off + MAX_LITERAL);
+          if (reuse) {
+            part.copy(scratch);
+            yield { type: 'literal', data: scratch.subarray(0, part.length) };
+            scratch.fill(0xee); // what a producer reusing its buffer would do next
+          } else {
+            yield { type: 'literal', data: Buffer.from(part) };
+          }
+        }
+      };
+      yield* literals(head);
+      yield { type: 'copy', start: 0, count: sig.weak.length };
+      yield* literals(tail);
+      yield { type: 'copy', start: 10, count: 10 };
+      yield { type: 'end', size: want.length, sha256 };
+    }
+    await patch(bPath, ops(true), join(dir, 'a'), sig);
+    assert.ok((await readFile(join(dir, 'a'))).equals(want), 'copied literals');
+    await patch(bPath, ops(false), join(dir, 'b'), sig, { stableLiterals: true });
+    assert.ok((await readFile(join(dir, 'b'))).equals(want), 'kept literals');
   });
 });

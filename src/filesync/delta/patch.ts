@@ -102,7 +102,9 @@ export async function syncDir(dir: string): Promise<void> {
  */
 class Gather {
   readonly #fh: FileHandle;
-  readonly #copy: Buffer;
+  /** Allocated on the first copy (stable literals never need it), of at most the bytes left to write. */
+  #copy: Buffer | undefined;
+  readonly #copySize: number;
   #copied = 0;
   #parts: Uint8Array[] = [];
   #bytes = 0;
@@ -112,7 +114,14 @@ class Gather {
   constructor(fh: FileHandle, pos: number, maxSize: number) {
     this.#fh = fh;
     this.#pos = pos;
-    this.#copy = Buffer.allocUnsafe(Math.max(1, Math.min(GATHER_BYTES, maxSize - pos)));
+    this.#copySize = Math.max(1, Math.min(GATHER_BYTES, maxSize - pos));
+  }
+
+  /** The copy buffer with room for at least one byte (gathered pieces written first if full). */
+  async #room(): Promise<Buffer> {
+    if (this.#copied === this.#copySize) await this.flush();
+    this.#copy ??= Buffer.allocUnsafe(this.#copySize);
+    return this.#copy;
   }
 
   /** Gathers `data`: as it is when `keep` (the caller never changes it), else copied. */
@@ -122,10 +131,10 @@ class Gather {
       this.#bytes += data.length;
     } else {
       for (let off = 0; off < data.length;) {
-        if (this.#copied === this.#copy.length) await this.flush();
-        const n = Math.min(data.length - off, this.#copy.length - this.#copied);
-        this.#copy.set(data.subarray(off, off + n), this.#copied);
-        this.#push(this.#copied, n);
+        const copy = await this.#room();
+        const n = Math.min(data.length - off, copy.length - this.#copied);
+        copy.set(data.subarray(off, off + n), this.#copied);
+        this.#push(copy, this.#copied, n);
         off += n;
       }
     }
@@ -134,19 +143,19 @@ class Gather {
 
   /** Reads up to `want` bytes of `src` at `pos` into the copy buffer; the bytes read, hashed into `sha`. */
   async read(src: FileHandle, want: number, pos: number, sha: Hash): Promise<number> {
-    if (this.#copied === this.#copy.length) await this.flush();
+    const copy = await this.#room();
     const at = this.#copied;
-    const { bytesRead } = await src.read(this.#copy, at, Math.min(want, this.#copy.length - at), pos);
+    const { bytesRead } = await src.read(copy, at, Math.min(want, copy.length - at), pos);
     if (bytesRead > 0) {
-      sha.update(this.#copy.subarray(at, at + bytesRead));
-      this.#push(at, bytesRead);
+      sha.update(copy.subarray(at, at + bytesRead));
+      this.#push(copy, at, bytesRead);
     }
     return bytesRead;
   }
 
-  #push(at: number, n: number): void {
+  #push(copy: Buffer, at: number, n: number): void {
     this.#copied = at + n;
-    this.#parts.push(this.#copy.subarray(at, at + n));
+    this.#parts.push(copy.subarray(at, at + n));
     this.#bytes += n;
   }
 
