@@ -26,6 +26,8 @@ export class Syncfs {
   readonly #bash: string;
   #child: ChildProcess | undefined;
   #buf = '';
+  /** Set when bash could not be started at all: no new attempt per round. */
+  #broken: Error | undefined;
   readonly #pending: { resolve: (line: string) => void; reject: (e: Error) => void }[] = [];
 
   constructor(bash: string) {
@@ -39,6 +41,7 @@ export class Syncfs {
   }
 
   async sync(paths: string[]): Promise<void> {
+    if (this.#broken !== undefined) throw this.#broken;
     const child = this.#start();
     const answers = paths.map(() => new Promise<string>((resolve, reject) => this.#pending.push({ resolve, reject })));
     child.stdin!.write(paths.map((p) => `${p}\0`).join(''));
@@ -85,7 +88,10 @@ export class Syncfs {
       if (this.#child === child) this.#child = undefined;
       for (const p of this.#pending.splice(0)) p.reject(e);
     };
-    child.on('error', gone);
+    child.on('error', (e) => {
+      this.#broken = new Error(`cannot run ${this.#bash}: ${e.message}`);
+      gone(this.#broken);
+    });
     child.on('exit', (code, signal) => gone(new Error(`syncfs helper exited (${signal ?? code})`)));
     child.stdin!.on('error', () => undefined); // surfaces as 'exit'
     return child;

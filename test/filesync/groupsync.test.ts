@@ -62,6 +62,23 @@ test('group sync: when the syncfs helper fails, each file of the round is fsynce
   });
 });
 
+test('group sync whose bash cannot be started falls back at once, without trying again every round', async () => {
+  await withTempDir(async (dir) => {
+    const errors: Error[] = [];
+    const g = new GroupSync({ syncfs: new Syncfs(join(dir, 'no-such-bash')), onFallback: (e) => errors.push(e) });
+    const a = join(dir, 'a');
+    await writeFile(a, 'a');
+    const dev = (await stat(a, { bigint: true })).dev;
+    await g.durable(a, dev);
+    await g.durable(a, dev);
+    assert.equal(g.stats.fallbacks, 2);
+    assert.equal(errors.length, 2);
+    assert.match(errors[0]!.message, /cannot run .*no-such-bash.*ENOENT/);
+    assert.equal(errors[1], errors[0], 'the second round failed with the same error object: no new spawn');
+    g.close();
+  });
+});
+
 test('group sync without a syncfs runner fsyncs each file', async () => {
   await withTempDir(async (dir) => {
     const g = new GroupSync({ syncfs: null });
