@@ -1109,15 +1109,15 @@ export class TreeSync {
     if (cur.length > 0) batches.push(cur);
     // Batches of big files (bound by bytes: hashing, TLS, writeback) alternate with batches of
     // many small ones (bound by per-file calls): the streams in flight keep both kinds busy.
-    const big = batches.filter((b) => b.length === 1 && b[0]!.item.size >= GROUP_SYNC_MAX);
-    const many = batches.filter((b) => !(b.length === 1 && b[0]!.item.size >= GROUP_SYNC_MAX));
-    batches.length = 0;
-    for (let k = 0; k < Math.max(big.length, many.length); k++) batches.push(...(k < many.length ? [many[k]!] : []), ...(k < big.length ? [big[k]!] : []));
+    const isBig = (b: FetchJob[]): boolean => b.length === 1 && b[0]!.item.size >= GROUP_SYNC_MAX;
+    const big = batches.filter(isBig);
+    const many = batches.filter((b) => !isBig(b));
+    const order = Array.from({ length: Math.max(big.length, many.length) }, (_, k) => [many[k], big[k]]).flat().filter((b) => b !== undefined);
     const again: FetchJob[] = [];
     let next = 0;
-    await Promise.all(Array.from({ length: Math.min(FETCH_STREAMS, batches.length) }, async () => {
-      while (next < batches.length) {
-        const b = batches[next++]!;
+    await Promise.all(Array.from({ length: Math.min(FETCH_STREAMS, order.length) }, async () => {
+      while (next < order.length) {
+        const b = order[next++]!;
         const size = b.reduce((n, j) => n + j.item.size, 0);
         this.#log.debug({ peer, files: b.length, bytes: size }, 'fetch: stream opened');
         await fetchBatch((body) => this.#host.peers.openStream(addr, 'files.fetch', body), this.cfg.name, b.map((j) => j.item), this.#recv, async (i, r) => {
