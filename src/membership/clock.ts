@@ -11,6 +11,11 @@ export interface TimerHandle {
 export interface Clock {
   /** Milliseconds; monotonic within one clock. */
   now(): number;
+  /**
+   * Milliseconds on a time base every member shares (the wall clock), for schedules that are
+   * aligned across members; absent when now() is already shared (one virtual clock).
+   */
+  epoch?(): number;
   setTimer(ms: number, fn: () => void): TimerHandle;
   clearTimer(h: TimerHandle): void;
 }
@@ -19,6 +24,7 @@ export interface Clock {
 export function realClock(): Clock {
   return {
     now: () => performance.now(),
+    epoch: () => performance.timeOrigin + performance.now(),
     setTimer: (ms, fn) => ({ _timer: setTimeout(fn, Math.max(0, ms)) }),
     clearTimer: (h) => clearTimeout(h._timer as ReturnType<typeof setTimeout>),
   };

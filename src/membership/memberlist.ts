@@ -183,6 +183,11 @@ interface AckHandler {
   timer: TimerHandle;
 }
 
+/** x mod m in [0, m), also for negative x. */
+function mod(x: number, m: number): number {
+  return ((x % m) + m) % m;
+}
+
 function userKey(k: { from: string; id: number }): string {
   return `${k.from}\n${k.id}`;
 }
@@ -220,6 +225,8 @@ export class Memberlist {
   #self: NodeState | null = null;
   #incarnation = 0;
   #seq = 0;
+  /** Where in each probe interval (ms, on the shared epoch) our probes fall. */
+  #probePhase = 0;
   #running = false;
   #leaving = false;
   #silent = false;
@@ -305,7 +312,8 @@ export class Memberlist {
     this.#self = this.#table.get(this.name) ?? null;
     // Random initial stagger so members of a cluster started together do not tick in lockstep.
     const c = this.config;
-    this.#timers.probe = this.#clock.setTimer(this.#rand() * c.probeInterval, () => this.#probeTick());
+    this.#probePhase = this.#rand() * c.probeInterval;
+    this.#timers.probe = this.#clock.setTimer(mod(this.#probePhase - this.#epoch(), c.probeInterval), () => this.#probeTick());
     this.#timers.gossip = this.#clock.setTimer(this.#rand() * c.gossipInterval, () => this.#gossipTick());
     if (c.pushPullInterval > 0) {
       // The first exchange falls at a random fraction f of the *scaled* period for the cluster
@@ -1201,11 +1209,23 @@ export class Memberlist {
 
   #probeTick(): void {
     if (!this.#running) return;
-    // Lifeguard: a degraded member (high health score) probes less often.
-    this.#timers.probe = this.#clock.setTimer(this.#awareness.scale(this.config.probeInterval), () => this.#probeTick());
+    const interval = this.config.probeInterval;
+    const since = this.#epoch() - this.#probePhase;
+    // Our ticks stay on our phase (a late timer does not push the next one later), so each round
+    // of the shared probe schedule gets one probe from us. Lifeguard: a degraded member (high
+    // health score) probes less often.
+    let late = mod(since, interval);
+    if (late > interval / 2) late -= interval; // fired a hair early
+    this.#timers.probe = this.#clock.setTimer(this.#awareness.scale(interval) - late, () => this.#probeTick());
     if (this.#leaving) return;
-    const target = this.#table.nextProbeTarget((s) => s.name !== this.name && (s.state === ALIVE || s.state === SUSPECT) && this.#reach(s));
+    const round = Math.round(since / interval);
+    const target = this.#table.probeTarget(this.name, round, (s) => (s.state === ALIVE || s.state === SUSPECT) && this.#reach(s));
     if (target) this.#probeNode(target);
+  }
+
+  /** Milliseconds on the time base all members share (probe rounds are counted on it). */
+  #epoch(): number {
+    return this.#clock.epoch?.() ?? this.#clock.now();
   }
 
   #probeNode(node: NodeState): void {

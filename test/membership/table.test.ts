@@ -76,20 +76,12 @@ test('table: views of the same member share a version object; names are released
   assert.equal(t2.size, 0);
 });
 
-test('table: round-robin, random picks and removal match the Map + array table for the same random sequence', () => {
-  // Reference: the previous implementation's algorithm on a plain array.
-  const rand1 = lcg(7);
-  const rand2 = lcg(7);
-  const t = new MemberTable(rand1, new MemberRegistry());
+test('table: probe schedule, random picks and removal match a plain array table', () => {
+  const t = new MemberTable(lcg(7), new MemberRegistry());
   const list: string[] = [];
   for (let i = 0; i < 300; i++) {
     t.add(row(`m${i}`, 1, i % 7 === 0 ? DEAD : ALIVE));
-    const j = Math.floor(rand2() * (list.length + 1));
-    if (j === list.length) list.push(`m${i}`);
-    else {
-      list.push(list[j] as string);
-      list[j] = `m${i}`;
-    }
+    list.push(`m${i}`);
   }
   assert.deepEqual(t.all().map((s) => s.name), list);
   for (const gone of ['m5', 'm299', 'm0']) {
@@ -100,10 +92,11 @@ test('table: round-robin, random picks and removal match the Map + array table f
   }
   assert.deepEqual(t.all().map((s) => s.name), list);
   assert.equal(t.liveCount, t.all().filter((s) => s.state === ALIVE).length);
-  // A full pass visits every member once.
+  // M−1 consecutive rounds visit every other member once.
   const seen = new Set<string>();
-  for (let i = 0; i < list.length; i++) seen.add(t.nextProbeTarget(() => true)?.name ?? '');
-  assert.equal(seen.size, list.length);
+  for (let r = 1000; r < 1000 + list.length - 1; r++) seen.add(t.probeTarget('m1', r, () => true)?.name ?? '');
+  assert.equal(seen.size, list.length - 1);
+  assert.ok(!seen.has('m1'));
   const picks = t.randomMembers(5, (s) => s.state === ALIVE);
   assert.equal(new Set(picks.map((p) => p.name)).size, 5);
   assert.ok(picks.every((p) => p.state === ALIVE));
@@ -127,4 +120,26 @@ test('simulation on the compact table: 200 members converge and all detect a cra
   await c.kill(7);
   await c.run(40_000);
   for (let i = 0; i < n; i++) if (i !== 7) assert.equal(c.members[i]?.member('n7')?.state, 'dead', `member ${i}`);
+});
+
+test('probe schedule: in every round each member is probed by exactly one other; rejected targets fall to the next', () => {
+  const names = Array.from({ length: 30 }, (_, i) => `n${i}`);
+  const reg = new MemberRegistry();
+  // Every member's own table, filled in a different order: the schedule depends on names only.
+  const tables = names.map((_, i) => {
+    const t = new MemberTable(lcg(i + 1), reg);
+    for (let j = 0; j < names.length; j++) t.add(row(names[(i + j * 7) % names.length] as string));
+    return t;
+  });
+  for (let r = 0; r < 2 * names.length; r++) {
+    const targets = tables.map((t, i) => t.probeTarget(names[i] as string, r, () => true)?.name);
+    assert.equal(new Set(targets).size, names.length, `round ${r}: ${targets.join(',')}`);
+    targets.forEach((x, i) => assert.notEqual(x, names[i]));
+  }
+  // A target the filter rejects (dead, unreachable) passes the probe to the next in the ring.
+  const t0 = tables[0] as MemberTable;
+  const planned = t0.probeTarget('n0', 5, () => true)?.name;
+  const next = t0.probeTarget('n0', 6, () => true)?.name;
+  assert.equal(t0.probeTarget('n0', 5, (s) => s.name !== planned)?.name, next);
+  assert.equal(t0.probeTarget('n0', 5, () => false), undefined);
 });

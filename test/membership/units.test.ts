@@ -42,14 +42,14 @@ test('state: incarnation precedence rules', () => {
   assert.equal(deadApplies(node(LEFT, 1), 9), false);
 });
 
-test('state: member table round-robin visits each member once per pass, live count tracks states', () => {
+test('state: member table probe schedule visits every other member once per M−1 rounds, live count tracks states', () => {
   let seed = 1;
   const t = new MemberTable(() => ((seed = (seed * 16807) % 2147483647) / 2147483647));
   for (let i = 0; i < 20; i++) t.add({ ...node(ALIVE, 1), name: `m${i}` });
   assert.equal(t.liveCount, 20);
   const seen = new Set<string>();
-  for (let i = 0; i < 20; i++) seen.add(t.nextProbeTarget(() => true)?.name ?? '');
-  assert.equal(seen.size, 20);
+  for (let r = 0; r < 19; r++) seen.add(t.probeTarget('m0', r, () => true)?.name ?? '');
+  assert.equal(seen.size, 19);
   const m3 = t.get('m3') as NodeState;
   t.setState(m3, DEAD, 10);
   assert.equal(t.liveCount, 19);
