@@ -493,7 +493,7 @@ export class MemberTable {
     const m = this.#n;
     const selfId = this.#s.reg.lookup(self);
     if (m < 2 || !this.#has(selfId)) return undefined;
-    const start = this.#ringIndex(selfId) + 1 + (round % (m - 1));
+    const start = this.#ringIndex(selfId) + 1 + ((round % (m - 1)) + m - 1) % (m - 1);
     for (let i = 0; i < m; i++) {
       const id = this.#ring[(start + i) % m] as number;
       if (id === selfId) continue;

@@ -142,4 +142,5 @@ test('probe schedule: in every round each member is probed by exactly one other;
   const next = t0.probeTarget('n0', 6, () => true)?.name;
   assert.equal(t0.probeTarget('n0', 5, (s) => s.name !== planned)?.name, next);
   assert.equal(t0.probeTarget('n0', 5, () => false), undefined);
+  assert.equal(t0.probeTarget('n0', -24, () => true)?.name, planned, 'negative rounds count modulo M−1 too');
 });
