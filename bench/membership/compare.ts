@@ -20,7 +20,7 @@
  * 4. --sim: bench/membership/sim.ts at the given sizes (virtual clock, same protocol code).
  * Last line of output is JSON. Needs root + iptables for the byte accounting (skipped otherwise).
  */
-import { parseArgs } from 'node:util';
+import { benchArgs, numberArg, usageError } from '../args.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +30,8 @@ import { Cluster, sleep } from '../../src/harness/cluster.ts';
 import { SerfCluster, type ObservedEvent } from './serf-cluster.ts';
 import { IptablesAccounting, cpuSeconds, rssMiB } from './accounting.ts';
 
-const { values: a } = parseArgs({
+const USAGE = 'node bench/membership/compare.ts --n 30 --trials 5 [--profile lan|local] [--skip-serf] [--starved-seconds 60] [--stop-ms 150] [--period-ms 300] [--bytes-seconds 20] [--grace-seconds 15] [--detect-timeout 120] [--sim] [--sim-sizes 100,1000,10000] [--sim-duration 30]';
+const { values: a } = benchArgs({
   options: {
     n: { type: 'string', default: '10' },
     trials: { type: 'string', default: '5' },
@@ -46,22 +47,22 @@ const { values: a } = parseArgs({
     'sim-sizes': { type: 'string', default: '100,1000,10000' },
     'sim-duration': { type: 'string', default: '30' },
   },
-});
+}, USAGE);
 
-const N = Number(a.n);
-const TRIALS = Number(a.trials);
+const N = numberArg('--n', a.n, USAGE, { min: 3 });
+const TRIALS = numberArg('--trials', a.trials, USAGE);
 const PROFILE = a.profile;
 const SKIP_SERF = a['skip-serf'];
-const STARVED_S = Number(a['starved-seconds']);
-const STOP_MS = Number(a['stop-ms']);
-const PERIOD_MS = Number(a['period-ms']);
-const BYTES_S = Number(a['bytes-seconds']);
-const GRACE_S = Number(a['grace-seconds']);
-const DETECT_TIMEOUT = Number(a['detect-timeout']) * 1000;
-if (!Number.isInteger(N) || N < 3) throw new Error('--n must be an integer >= 3');
-if (!Number.isInteger(TRIALS) || TRIALS < 0) throw new Error('--trials must be an integer >= 0');
-if (PROFILE !== 'lan' && PROFILE !== 'local') throw new Error('--profile must be lan or local');
-if (!(STOP_MS > 0 && PERIOD_MS > STOP_MS)) throw new Error('--stop-ms must be > 0 and < --period-ms');
+const STARVED_S = numberArg('--starved-seconds', a['starved-seconds'], USAGE, { fraction: true });
+const STOP_MS = numberArg('--stop-ms', a['stop-ms'], USAGE, { min: 1 });
+const PERIOD_MS = numberArg('--period-ms', a['period-ms'], USAGE, { min: 2 });
+const BYTES_S = numberArg('--bytes-seconds', a['bytes-seconds'], USAGE, { fraction: true });
+const GRACE_S = numberArg('--grace-seconds', a['grace-seconds'], USAGE, { fraction: true });
+const DETECT_TIMEOUT = numberArg('--detect-timeout', a['detect-timeout'], USAGE, { min: 1, fraction: true }) * 1000;
+if (PROFILE !== 'lan' && PROFILE !== 'local') usageError('--profile must be lan or local', USAGE);
+if (PERIOD_MS <= STOP_MS) usageError('--stop-ms must be below --period-ms', USAGE);
+for (const size of a['sim-sizes'].split(',')) numberArg('--sim-sizes entry', size, USAGE, { min: 3 });
+numberArg('--sim-duration', a['sim-duration'], USAGE, { min: 1, fraction: true });
 
 const names = Array.from({ length: N }, (_, i) => `n${i + 1}`);
 const say = (s: string): void => console.log(s);

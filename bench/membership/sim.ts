@@ -12,12 +12,13 @@
  * Members are named n00000, n00001, … (--name-width; 0 = n0, n1, …) so that byte counts do not
  * grow with N just because names get longer.
  */
-import { parseArgs } from 'node:util';
+import { benchArgs, numberArg, usageError } from '../args.ts';
 import { profileConfig, retransmitLimit, suspicionTimeout, type ConfigProfile } from '../../src/membership/config.ts';
 import { SimCluster } from '../../src/membership/sim.ts';
 import type { MemberEvent } from '../../src/membership/memberlist.ts';
 
-const { values: a } = parseArgs({
+const USAGE = 'node bench/membership/sim.ts --members 1000 --duration 30 [--loss 0.01] [--profile lan|wan|local] [--join] [--seed 1] [--latency 1] [--jitter 2] [--slow 0] [--warmup 5] [--name-width 5] [--quiet]';
+const { values: a } = benchArgs({
   options: {
     members: { type: 'string', default: '1000' },
     duration: { type: 'string', default: '30' },
@@ -32,24 +33,28 @@ const { values: a } = parseArgs({
     join: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
   },
-});
+}, USAGE);
 
-const N = Number(a.members);
-const duration = Number(a.duration) * 1000;
-const warmup = Number(a.warmup) * 1000;
+const N = numberArg('--members', a.members, USAGE, { min: 3 });
+const duration = numberArg('--duration', a.duration, USAGE, { min: 1, fraction: true }) * 1000;
+const warmup = numberArg('--warmup', a.warmup, USAGE, { fraction: true }) * 1000;
 const profile = a.profile as ConfigProfile;
-if (!Number.isInteger(N) || N < 3) throw new Error('--members must be an integer >= 3');
-if (!['lan', 'wan', 'local'].includes(profile)) throw new Error('--profile must be lan, wan or local');
+if (!['lan', 'wan', 'local'].includes(profile)) usageError('--profile must be lan, wan or local', USAGE);
 const cfg = profileConfig(profile);
 const log = (s: string): void => {
   if (!a.quiet) console.error(s);
 };
 
-const nameWidth = Number(a['name-width']);
+const nameWidth = numberArg('--name-width', a['name-width'], USAGE);
 const nameOf = (i: number): string => `n${String(i).padStart(nameWidth, '0')}`;
 const victim = 1;
 const updater = 2;
-const slowCount = Number(a.slow); // members with 300 ms event-loop lag during the run
+const slowCount = numberArg('--slow', a.slow, USAGE); // members with 300 ms event-loop lag during the run
+const seed = numberArg('--seed', a.seed, USAGE);
+const loss = numberArg('--loss', a.loss, USAGE, { fraction: true });
+if (loss >= 1) usageError('--loss must be below 1', USAGE);
+const latency = numberArg('--latency', a.latency, USAGE, { fraction: true });
+const jitter = numberArg('--jitter', a.jitter, USAGE, { fraction: true });
 let recording = false;
 let t0 = 0;
 let tUpdate = 0;
@@ -76,7 +81,7 @@ const onEvent = (i: number, ev: MemberEvent): void => {
 
 const wall0 = performance.now();
 const cluster = new SimCluster({
-  size: N, seed: Number(a.seed), loss: Number(a.loss), latency: Number(a.latency), jitter: Number(a.jitter),
+  size: N, seed, loss, latency, jitter,
   config: cfg, onEvent, name: nameOf,
 });
 await cluster.startAll();
@@ -133,7 +138,7 @@ const t999 = pct(updateSeen, 0.999);
 const result = {
   members: N,
   profile,
-  loss: Number(a.loss),
+  loss,
   join: a.join,
   simulatedSeconds: windowS,
   convergedAfterWarmup: converged,
