@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, waitFor, runCli } from '../../src/harness/cluster.ts';
@@ -43,6 +43,7 @@ before(async () => {
 });
 after(async () => {
   await c?.destroy();
+  rmSync(adminDir, { recursive: true, force: true }); // holds the admin signing key
 });
 
 test('five agents join and all see each other alive', async () => {
