@@ -85,7 +85,7 @@ interface Expected {
 export async function* wholeFileOps(fh: FileHandle, size: number, want: Expected): AsyncGenerator<DeltaOp> {
   let total = Math.min(want.offset, size);
   // One buffer for the whole file: a literal's data is valid until the next op is asked for
-  // (serveFetch copies it into a frame, patch() writes it, before they ask).
+  // (serveFetch copies it into a frame, patch() copies it into its write buffer, before they ask).
   const buf = Buffer.allocUnsafe(Math.max(1, Math.min(READ_BUF, size - total)));
   while (total < size) {
     const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - total), total);

@@ -35,6 +35,7 @@ import { scan } from './index/scanner.ts';
 import { IndexStore } from './indexstore.ts';
 import type { ConflictRow } from './indexstore.ts';
 import { preparePartial, removeStalePartials, RESUME_MIN_BYTES } from './partial.ts';
+import { mapConcurrent } from './concurrency.ts';
 import { GroupSync } from './groupsync.ts';
 import { PostSync } from './postsync.ts';
 import { MAX_ENTRIES_PER_MESSAGE, MAX_FETCH_FILES, decodeEntriesRes, decodeSummaryRes, encodeEntry } from './protocol.ts';
@@ -376,7 +377,7 @@ export class TreeSync {
         this.#toVerify.delete(p);
       } // else: still being written by an apply: checked after it
     }
-    const meta = { mode: this.cfg.permissions === 'preserve', owner: CAN_CHOWN && this.cfg.owner === 'preserve' };
+    const meta = { mode: this.cfg.permissions === 'preserve', owner: this.#ownersApplied };
     const same = (p: string): boolean => {
       try {
         return diskMatchesNow(join(this.cfg.root, p), this.#index.get(p), meta);
@@ -477,7 +478,7 @@ export class TreeSync {
       if (!changed) Object.assign(after, { mode: rec.mode, uid: rec.uid, gid: rec.gid });
       // Without root (or CAP_CHOWN + CAP_FOWNER) this node cannot give a file its owner: files it
       // wrote belong to the agent's user, so a change made here keeps the version's owner instead.
-      else if (!fresh && !(CAN_CHOWN && this.cfg.owner === 'preserve')) Object.assign(after, { uid: rec.uid, gid: rec.gid });
+      else if (!fresh && !this.#ownersApplied) Object.assign(after, { uid: rec.uid, gid: rec.gid });
       if (e.hash !== undefined) after.hash = e.hash;
       if (e.target !== undefined) after.target = e.target;
       changes.push({ before: rec, after });
@@ -504,6 +505,11 @@ export class TreeSync {
     const bumped = changes.filter((c) => c.before === undefined || c.before.version !== c.after.version);
     if (bumped.length > 0) this.#log.info({ changes: bumped.length, deletes }, 'local changes recorded');
     return bumped;
+  }
+
+  /** Owners are synced and applied here: `owner: preserve` and the rights to chown (CAN_CHOWN). */
+  get #ownersApplied(): boolean {
+    return CAN_CHOWN && this.cfg.owner === 'preserve';
   }
 
   /** A one-way receiver: member of the tree's pool but not of its source pool. */
@@ -624,7 +630,7 @@ export class TreeSync {
     if (e.type === 'symlink' && rec.target !== e.target) return true;
     if (this.cfg.permissions === 'preserve' && e.type !== 'symlink' && rec.mode !== e.mode) return true;
     // Owners are only applied with CAN_CHOWN, so elsewhere a differing uid is not a change to sync.
-    return CAN_CHOWN && this.cfg.owner === 'preserve' && (rec.uid !== e.uid || rec.gid !== e.gid);
+    return this.#ownersApplied && (rec.uid !== e.uid || rec.gid !== e.gid);
   }
 
   // ------------------------------------------------------------------ peers
@@ -1053,11 +1059,7 @@ export class TreeSync {
         const d = depth(writes[i]!.remote.path);
         let j = i;
         while (j < writes.length && depth(writes[j]!.remote.path) === d) j++;
-        const level = writes.slice(i, j);
-        let next = 0;
-        await Promise.all(Array.from({ length: Math.min(APPLY_CONCURRENCY, level.length) }, async () => {
-          while (next < level.length) await run(level[next++]!, false);
-        }));
+        await mapConcurrent(writes.slice(i, j), APPLY_CONCURRENCY, (w) => run(w, false));
         i = j;
       }
       await fetchPhase();
@@ -1067,11 +1069,7 @@ export class TreeSync {
       this.#log.debug({ peer }, 'apply: content done');
       await this.#restoreDirTimes(ctx.touched);
       // Renames of this run become durable (one fsync per directory), then the index records.
-      const dirs = [...ctx.syncDirs];
-      let nd = 0;
-      await Promise.all(Array.from({ length: Math.min(8, dirs.length) }, async () => {
-        while (nd < dirs.length) await syncDir(dirs[nd++]!).catch(() => undefined);
-      }));
+      await mapConcurrent([...ctx.syncDirs], 8, (d) => syncDir(d).catch(() => undefined));
     } finally {
       this.#flushDb();
       this.#log.debug({ peer, ...out }, 'apply: index saved');
@@ -1114,26 +1112,22 @@ export class TreeSync {
     const many = batches.filter((b) => !isBig(b));
     const order = Array.from({ length: Math.max(big.length, many.length) }, (_, k) => [many[k], big[k]]).flat().filter((b) => b !== undefined);
     const again: FetchJob[] = [];
-    let next = 0;
-    await Promise.all(Array.from({ length: Math.min(FETCH_STREAMS, order.length) }, async () => {
-      while (next < order.length) {
-        const b = order[next++]!;
-        const size = b.reduce((n, j) => n + j.item.size, 0);
-        this.#log.debug({ peer, files: b.length, bytes: size }, 'fetch: stream opened');
-        await fetchBatch((body) => this.#host.peers.openStream(addr, 'files.fetch', body), this.cfg.name, b.map((j) => j.item), this.#recv, async (i, r) => {
-          const j = b[i]!;
-          const retry = r instanceof Error ? retryItem(r, j.item) : null;
-          if (retry !== null) {
-            this.#log.info({ path: j.item.path, err: (r as Error).message }, 'rebuilt file was wrong (false block match or damaged partial): fetching it again from scratch');
-            again.push({ ...j, item: retry });
-            return;
-          }
-          if (!(r instanceof Error)) this.#files.pulled++;
-          await j.done(r);
-        }, this.#group).catch(() => undefined); // every item of the batch was reported to its job
-        this.#log.debug({ peer, files: b.length, bytes: size }, 'fetch: stream done');
-      }
-    }));
+    await mapConcurrent(order, FETCH_STREAMS, async (b) => {
+      const size = b.reduce((n, j) => n + j.item.size, 0);
+      this.#log.debug({ peer, files: b.length, bytes: size }, 'fetch: stream opened');
+      await fetchBatch((body) => this.#host.peers.openStream(addr, 'files.fetch', body), this.cfg.name, b.map((j) => j.item), this.#recv, async (i, r) => {
+        const j = b[i]!;
+        const retry = r instanceof Error ? retryItem(r, j.item) : null;
+        if (retry !== null) {
+          this.#log.info({ path: j.item.path, err: (r as Error).message }, 'rebuilt file was wrong (false block match or damaged partial): fetching it again from scratch');
+          again.push({ ...j, item: retry });
+          return;
+        }
+        if (!(r instanceof Error)) this.#files.pulled++;
+        await j.done(r);
+      }, this.#group).catch(() => undefined); // every item of the batch was reported to its job
+      this.#log.debug({ peer, files: b.length, bytes: size }, 'fetch: stream done');
+    });
     if (again.length > 0) await this.#fetchAll(peer, again);
   }
 
@@ -1234,7 +1228,7 @@ export class TreeSync {
     const o: Omit<PatchOptions, 'maxSize'> = { syncDir: false, mtime: Number(r.mtimeNs / 1000n) / 1e6 };
     if (guard !== undefined) o.beforeRename = guard;
     if (this.cfg.permissions === 'preserve') o.mode = r.mode;
-    if (CAN_CHOWN && this.cfg.owner === 'preserve') o.owner = { uid: r.uid, gid: r.gid };
+    if (this.#ownersApplied) o.owner = { uid: r.uid, gid: r.gid };
     return o;
   }
 

@@ -22,12 +22,15 @@ const LITERAL_HEAD = 7;
 
 /** The encoding of a literal op of `n` bytes is literalHead(n) followed by the bytes. */
 export function literalHead(n: number): Uint8Array {
-  const h = Buffer.allocUnsafe(LITERAL_HEAD);
-  h[0] = 0x92; // fixarray(2)
-  h[1] = 1;
-  h[2] = 0xc6; // bin32
-  h.writeUInt32BE(n, 3);
-  return h;
+  return writeLiteralHead(Buffer.allocUnsafe(LITERAL_HEAD), n);
+}
+
+function writeLiteralHead(out: Buffer, n: number): Buffer {
+  out[0] = 0x92; // fixarray(2)
+  out[1] = 1;
+  out[2] = 0xc6; // bin32
+  out.writeUInt32BE(n, 3);
+  return out;
 }
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -85,8 +88,7 @@ export function encodeDeltaOp(op: DeltaOp): Uint8Array {
     case 'literal': {
       // [1, bin32] written directly: one copy into a buffer of the exact size (msgpackr would
       // copy literals into its growing target buffers: a copy more and garbage at bulk rates).
-      const out = Buffer.allocUnsafe(LITERAL_HEAD + op.data.length);
-      out.set(literalHead(op.data.length), 0);
+      const out = writeLiteralHead(Buffer.allocUnsafe(LITERAL_HEAD + op.data.length), op.data.length);
       out.set(op.data, LITERAL_HEAD);
       return out;
     }

@@ -11,6 +11,7 @@ import { constants } from 'node:fs';
 import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
+import { mapConcurrent } from '../concurrency.ts';
 import { FileSyncError } from '../errors.ts';
 import { TEMP_PREFIX, TEMP_SUFFIX } from '../delta/patch.ts';
 import { isPartialName } from '../partial.ts';
@@ -81,19 +82,6 @@ export async function hashFile(abs: string): Promise<string> {
 
 /** lstat / hash calls of one directory in flight at once. */
 const SCAN_CONCURRENCY = 16;
-
-/** fn over items, at most `n` at a time; results in item order. */
-async function mapConcurrent<T, R>(items: readonly T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  }));
-  return out;
-}
 
 function isReserved(rel: string, name: string): boolean {
   return (name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX)) || rel === TREE_MARKER;
