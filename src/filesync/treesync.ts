@@ -31,7 +31,7 @@ import type { TreeIdentity } from './guards.ts';
 import type { Entry } from './index/entry.ts';
 import { IgnoreMatcher } from './index/gitignore.ts';
 import { HashCache } from './index/hashcache.ts';
-import { scan } from './index/scanner.ts';
+import { scan, scopeCovers, type ScanScope } from './index/scanner.ts';
 import { IndexStore } from './indexstore.ts';
 import type { ConflictRow } from './indexstore.ts';
 import { preparePartial, removeStalePartials, RESUME_MIN_BYTES } from './partial.ts';
@@ -87,6 +87,16 @@ export interface PeerStatus {
   lastError: string | null;
 }
 
+export interface LastScan {
+  /** Files hashed vs hashes reused. */
+  hashed: number;
+  reused: number;
+  /** Entries found (in the scope, for a scoped scan). */
+  entries: number;
+  /** Only the places the watcher reported were looked at (not the whole tree). */
+  scoped: boolean;
+}
+
 export interface TreeStatus {
   tree: string;
   pool: string;
@@ -97,8 +107,8 @@ export interface TreeStatus {
   tombstones: number;
   conflicts: number;
   lastScanAt: number | null;
-  /** Files hashed vs hashes reused by the last scan (a restart rehashes only changed files). */
-  lastScan: { hashed: number; reused: number } | null;
+  /** The last scan (a restart rehashes only changed files). */
+  lastScan: LastScan | null;
   peers: PeerStatus[];
   /**
    * Wire bytes of content transfers (encoded delta ops and signatures) since start; `resumed`:
@@ -196,7 +206,7 @@ export class TreeSync {
   #timers: NodeJS.Timeout[] = [];
   #scanSoon: NodeJS.Timeout | undefined;
   #lastScanAt: number | null = null;
-  #lastScan: { hashed: number; reused: number } | null = null;
+  #lastScan: LastScan | null = null;
   #stopped = false;
   #alive = new Set<string>();
   /** Paths of tombstones, and the members that confirmed each one (in memory). */
@@ -267,7 +277,7 @@ export class TreeSync {
   }
 
   #startWatcher(): void {
-    this.#watcher ??= new TreeWatcher(this.cfg.root, this.cfg.debounceMs, () => void this.scanNow(), (err) => {
+    this.#watcher ??= new TreeWatcher(this.cfg.root, this.cfg.debounceMs, (scope) => void this.scanNow({ scope: scope ?? undefined }), (err) => {
       const code = (err as NodeJS.ErrnoException).code;
       const hint = code === 'ENOSPC' ? ' (inotify watch limit: raise fs.inotify.max_user_watches)' : code === 'EMFILE' ? ' (too many open files)' : '';
       this.#log.warn({ err: err.message, code, scanIntervalMs: this.cfg.scanIntervalMs }, `file watching failed${hint}: relying on periodic scans`);
@@ -414,12 +424,15 @@ export class TreeSync {
 
   // ------------------------------------------------------------------ local changes
 
-  /** Scans the tree and records local changes (bumped versions, tombstones); notifies peers. */
-  scanNow(opts: { verify?: boolean } = {}): Promise<number> {
+  /**
+   * Scans the tree (or only `scope`: where the watcher saw changes) and records local changes
+   * (bumped versions, tombstones); notifies peers. `verify` rehashes every file (whole tree).
+   */
+  scanNow(opts: { verify?: boolean; scope?: ScanScope } = {}): Promise<number> {
     return this.#serial(async () => {
       if (this.#stopped || this.#identity === undefined) return 0;
       try {
-        const changes = await this.#scanLocked(opts.verify === true);
+        const changes = await this.#scanLocked(opts.verify === true, opts.scope);
         if (changes.length > 0) void this.#notifyPeers(changes.map((c) => c.after));
         return changes.length;
       } catch (e) {
@@ -429,33 +442,36 @@ export class TreeSync {
     });
   }
 
-  async #scanLocked(verify: boolean): Promise<Change[]> {
+  async #scanLocked(verify: boolean, scope?: ScanScope): Promise<Change[]> {
     const check = await checkTree(this.cfg.root, this.#identity!);
     if (!check.ok) {
       this.#pause(`${check.reason}: ${check.message}`);
       return [];
     }
     if (this.#paused !== undefined) return [];
+    // Include rules decide a directory by its content: those trees are always scanned whole.
+    if (verify || this.cfg.include !== undefined) scope = undefined;
+    const inScope = scope === undefined ? () => true : (p: string) => scopeCovers(scope, p);
     const previous = new Map<string, Entry>();
     if (!verify) {
       for (const r of this.#index.values()) {
-        if (r.deleted) continue;
+        if (r.deleted || !inScope(r.path)) continue;
         const e: Entry = { path: r.path, type: r.type, size: r.size, mtimeNs: r.stMtimeNs, mode: r.mode, uid: r.uid, gid: r.gid, ino: r.ino };
         if (r.hash !== undefined) e.hash = r.hash;
         if (r.racy) e.racy = true;
         previous.set(r.path, e);
       }
     }
-    const res = await scan(this.cfg.root, { exclude: this.cfg.exclude, include: this.cfg.include, previous, hashCache: this.#hashCache });
+    const res = await scan(this.cfg.root, { exclude: this.cfg.exclude, include: this.cfg.include, previous, hashCache: this.#hashCache, scope });
     this.#lastScanAt = Date.now();
-    this.#lastScan = { hashed: res.stats.hashed, reused: res.stats.reused };
+    this.#lastScan = { hashed: res.stats.hashed, reused: res.stats.reused, entries: res.entries.size, scoped: scope !== undefined };
     // An unreadable directory must not look like deleted content.
     const blind = res.problems.map((p) => p.path);
     for (const p of res.problems) this.#log.warn(p, 'scan problem');
     const stalePartials = await removeStalePartials(this.cfg.root, res.partials);
     if (stalePartials > 0) this.#log.info({ removed: stalePartials }, 'removed partial files of transfers not resumed for a day');
     if (this.#receiver) {
-      await this.#revertLocked(res.entries, blind);
+      await this.#revertLocked(res.entries, blind, inScope);
       return [];
     }
     const node = this.#host.node;
@@ -486,7 +502,7 @@ export class TreeSync {
     for (const r of this.#index.values()) {
       if (r.deleted) continue;
       live++;
-      if (res.entries.has(r.path) || blind.some((b) => under(r.path, b))) continue;
+      if (res.entries.has(r.path) || !inScope(r.path) || blind.some((b) => under(r.path, b))) continue;
       if (this.#excluded(r.path, r.type === 'dir')) continue; // newly excluded: forget silently (not a delete)
       deletes++;
       // A tombstone's mtime is the time of the delete: its age decides when it may be purged.
@@ -528,7 +544,7 @@ export class TreeSync {
    * most of the tree is held by the mass-delete guard (pause; `resync` confirms), as local
    * deletes are on a two-way node. Excluded paths are never touched.
    */
-  async #revertLocked(disk: Map<string, Entry>, blind: string[]): Promise<void> {
+  async #revertLocked(disk: Map<string, Entry>, blind: string[], inScope: (path: string) => boolean): Promise<void> {
     const stat: Change[] = [];
     const meta: IndexRecord[] = [];
     const restore: IndexRecord[] = [];
@@ -543,13 +559,15 @@ export class TreeSync {
         stat.push({ before: rec, after: { ...rec, ino: e.ino, stMtimeNs: e.mtimeNs, racy: e.racy === true } });
       }
     }
+    let outside = 0; // live entries a scoped scan did not look at (still on disk, presumably)
     for (const r of this.#index.values()) {
-      if (r.deleted || disk.has(r.path) || blind.some((b) => under(r.path, b)) || this.#excluded(r.path, r.type === 'dir')) continue;
-      restore.push(r);
+      if (r.deleted) continue;
+      if (!inScope(r.path)) outside++;
+      else if (!disk.has(r.path) && !blind.some((b) => under(r.path, b)) && !this.#excluded(r.path, r.type === 'dir')) restore.push(r);
     }
     if (!this.#db.peers().some((p) => p.inSync)) remove = []; // no complete catch-up with a source yet
     if (remove.length > 0 && !this.#allowMassDelete) {
-      const md = checkMassDelete(disk.size, remove.length, { maxPercent: this.cfg.maxDeletePercent });
+      const md = checkMassDelete(disk.size + outside, remove.length, { maxPercent: this.cfg.maxDeletePercent });
       if (!md.ok) {
         this.#pause(`mass-delete: reverting local additions on a one-way receiver: ${md.message}`);
         return;

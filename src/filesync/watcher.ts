@@ -2,7 +2,11 @@
  * Change detection trigger for one tree: one non-recursive node:fs.watch per directory (one
  * inotify watch each on Linux), added as directories appear and dropped as they vanish. Events
  * call `onChange` after a trailing debounce (capped at 5× debounce during a continuous stream of
- * events). The watcher only says "something changed"; the scanner finds what.
+ * events). The watcher says where something changed, not what: `onChange` gets the window's
+ * ScanScope (paths whose entry changed, subtrees created/removed/moved, for the scanner to look
+ * at), or null when only a whole-tree scan is safe (an event without a name, or more than
+ * MAX_SCOPE places in one window: a burst that big may also have overflowed the kernel's queue,
+ * which Node does not report).
  * Why not fs.watch({recursive: true}): on Linux, Node 24 emulates it in JS with one inotify
  * watch per *file*, a statSync per event and a readdirSync of the whole directory for every
  * event in it (O(n²) while n files arrive in one directory).
@@ -16,13 +20,17 @@ import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ScanScope } from './index/scanner.ts';
 
 export type EventClass = 'temp' | 'own' | 'own-dir' | 'other';
+
+/** Places in one window above which the scope gives way to a whole-tree scan. */
+export const MAX_SCOPE = 1000;
 
 export class TreeWatcher {
   readonly #root: string;
   readonly #debounceMs: number;
-  readonly #onChange: () => void;
+  readonly #onChange: (scope: ScanScope | null) => void;
   readonly #onFail: (err: Error) => void;
   readonly #classify: (path: string) => EventClass;
   readonly #skipDir: (path: string) => boolean;
@@ -31,8 +39,10 @@ export class TreeWatcher {
   #active = false;
   #timer: NodeJS.Timeout | undefined;
   #first = 0;
+  /** The current window's scope; null once it needs a whole-tree scan. */
+  #scope: ScanScope | null = { paths: new Set(), trees: new Set() };
 
-  constructor(root: string, debounceMs: number, onChange: () => void, onFail: (err: Error) => void, classify: (path: string) => EventClass = () => 'other', skipDir: (path: string) => boolean = () => false) {
+  constructor(root: string, debounceMs: number, onChange: (scope: ScanScope | null) => void, onFail: (err: Error) => void, classify: (path: string) => EventClass = () => 'other', skipDir: (path: string) => boolean = () => false) {
     this.#root = root;
     this.#debounceMs = debounceMs;
     this.#onChange = onChange;
@@ -96,6 +106,7 @@ export class TreeWatcher {
 
   #onEvent(dir: string, type: string, name: string | Buffer | null): void {
     if (typeof name !== 'string' || name === '') {
+      this.#scope = null;
       this.#event();
       return;
     }
@@ -110,8 +121,13 @@ export class TreeWatcher {
       if (this.#dirs.has(rel)) void this.#added(rel); // a directory we removed
       return;
     }
-    // 'rename' = created, deleted or moved: a new directory must be watched, a gone one dropped.
-    if (type === 'rename') void this.#added(rel);
+    // 'rename' = created, deleted or moved: a new directory must be watched, a gone one dropped;
+    // the entry's subtree and its directory's entry list (and mtime) are to be looked at.
+    if (type === 'rename') {
+      void this.#added(rel);
+      this.#note('trees', rel);
+      this.#note('paths', dir);
+    } else this.#note('paths', rel);
     this.#event();
   }
 
@@ -133,6 +149,13 @@ export class TreeWatcher {
     }
   }
 
+  #note(kind: keyof ScanScope, rel: string): void {
+    const s = this.#scope;
+    if (s === null) return;
+    (s[kind] as Set<string>).add(rel);
+    if (s.paths.size + s.trees.size > MAX_SCOPE) this.#scope = null;
+  }
+
   #event(): void {
     if (!this.#active) return;
     const now = Date.now();
@@ -141,7 +164,9 @@ export class TreeWatcher {
     const wait = Math.max(0, Math.min(this.#debounceMs, this.#first + 5 * this.#debounceMs - now));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#onChange();
+      const scope = this.#scope;
+      this.#scope = { paths: new Set(), trees: new Set() };
+      this.#onChange(scope);
     }, wait);
   }
 
@@ -155,6 +180,7 @@ export class TreeWatcher {
     this.#active = false;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#scope = { paths: new Set(), trees: new Set() };
     for (const w of this.#dirs.values()) w.close();
     this.#dirs.clear();
   }

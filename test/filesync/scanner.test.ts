@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, rename, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { scan } from '../../src/filesync/index/scanner.ts';
+import { scan, scopeCovers } from '../../src/filesync/index/scanner.ts';
 import { HashCache } from '../../src/filesync/index/hashcache.ts';
 import { FileSyncError } from '../../src/filesync/errors.ts';
 import { withTempDir } from './helpers.ts';
@@ -63,6 +63,28 @@ test('scan: exclude prunes, include keeps matching files and their parents', asy
     const incDir = await scan(dir, { include: ['/cache/'] });
     assert.deepEqual([...incDir.entries.keys()].sort(), ['cache', 'cache/deep', 'cache/deep/blob']);
     await assert.rejects(scan(dir, { exclude: ['[oops'] }), (e: unknown) => e instanceof FileSyncError && e.code === 'E_PATTERN');
+  });
+});
+
+test('scan with a scope: paths alone, trees with their content, nothing excluded or reserved; scopeCovers', async () => {
+  await withTempDir(async (dir) => {
+    await makeTree(dir);
+    const full = await scan(dir, { exclude: ['cache/'] });
+    const scope = {
+      paths: new Set(['etc', 'README', 'gone.txt', '.multiall.README.abcdef.tmp', 'cache/deep/blob', 'etc/nginx/sites/a.conf']),
+      trees: new Set(['etc/nginx', 'nothing-here']),
+    };
+    const res = await scan(dir, { exclude: ['cache/'], scope });
+    // etc: its own entry only; etc/nginx: everything below; a.conf once; cache/ excluded; gone.txt absent.
+    assert.deepEqual([...res.entries.keys()].sort(), ['README', 'etc', 'etc/nginx', 'etc/nginx/nginx.conf', 'etc/nginx/sites', 'etc/nginx/sites/a.conf']);
+    for (const [p, e] of res.entries) assert.deepEqual(e, full.entries.get(p), `${p} as in a full scan`);
+    assert.equal(res.stats.files, 3);
+    assert.deepEqual(res.problems, []);
+    // A scope holding the root is a full scan; include rules need whole directories.
+    assert.deepEqual([...(await scan(dir, { scope: { paths: new Set(), trees: new Set(['']) } })).entries.keys()].sort(), [...(await scan(dir)).entries.keys()].sort());
+    await assert.rejects(scan(dir, { include: ['*.conf'], scope }), (e: unknown) => e instanceof FileSyncError && e.code === 'E_ARG');
+    assert.ok(scopeCovers(scope, 'etc') && scopeCovers(scope, 'etc/nginx') && scopeCovers(scope, 'etc/nginx/sites/deeper/x'));
+    assert.ok(!scopeCovers(scope, 'etc/app.log') && !scopeCovers(scope, 'etc/nginxx') && !scopeCovers(scope, 'cache'));
   });
 });
 

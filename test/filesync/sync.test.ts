@@ -161,6 +161,43 @@ test('a node that was offline catches up, and a delete made meanwhile does not r
   }
 });
 
+test('watcher events narrow the scan to where they happened: add, chmod, directory move, subtree delete, new deep tree', async () => {
+  const c = await makeCluster({ names: ['a', 'b'] });
+  try {
+    const a = join(c.dir, 'a', 'tree'); // the root a will get
+    for (let d = 0; d < 10; d++) {
+      await mkdir(join(a, `d${d}`), { recursive: true });
+      for (let f = 0; f < 30; f++) await writeFile(join(a, `d${d}`, `f${f}`), `file ${d}/${f}`);
+    }
+    await c.start('a');
+    await c.start('b');
+    await waitFor('b has the 300 files', async () => (await readdir(join(c.node('b').root, 'd9'))).length === 30, 30_000);
+    const scoped = async (what: string, done: () => Promise<boolean>): Promise<void> => {
+      await waitFor(`b: ${what}`, done);
+      const s = c.node('a').svc.status('www')[0]!.lastScan!;
+      assert.ok(s.scoped, `${what}: a scanned only the watcher's scope`);
+      assert.ok(s.entries <= 40, `${what}: a's scan saw ${s.entries} entries, not the tree's 310`);
+    };
+    await writeFile(join(a, 'd3/new.txt'), 'new');
+    await scoped('new file', async () => (await read(c, 'b', 'd3/new.txt')) === 'new');
+    await chmod(join(a, 'd1/f1'), 0o600);
+    await scoped('chmod', async () => ((await stat(join(c.node('b').root, 'd1/f1'))).mode & 0o777) === 0o600);
+    await rename(join(a, 'd5'), join(a, 'd5moved'));
+    await scoped('directory move', async () => (await read(c, 'b', 'd5moved/f29')) === 'file 5/29' && !(await exists(c, 'b', 'd5')));
+    await rm(join(a, 'd7'), { recursive: true });
+    await scoped('subtree delete', async () => !(await exists(c, 'b', 'd7')));
+    await mkdir(join(a, 'x/y'), { recursive: true });
+    await writeFile(join(a, 'x/y/z'), 'deep');
+    await scoped('new deep tree', async () => (await read(c, 'b', 'x/y/z')) === 'deep');
+    // The narrowed scans recorded exactly what a full scan finds: a verifying rescan changes nothing.
+    assert.equal(await c.node('a').svc.scanNow('www'), 0);
+    assert.equal(c.node('a').svc.status('www')[0]!.lastScan!.scoped, false);
+    assert.equal(c.node('a').svc.status('www')[0]!.entries, c.node('b').svc.status('www')[0]!.entries);
+  } finally {
+    await c.close();
+  }
+});
+
 test('restart rehashes only changed files', async () => {
   const c = await makeCluster({ names: ['a'], watch: false });
   try {
