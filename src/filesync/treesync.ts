@@ -277,11 +277,19 @@ export class TreeSync {
   }
 
   #startWatcher(): void {
-    this.#watcher ??= new TreeWatcher(this.cfg.root, this.cfg.debounceMs, (scope) => void this.scanNow({ scope: scope ?? undefined }), (err) => {
-      const code = (err as NodeJS.ErrnoException).code;
-      const hint = code === 'ENOSPC' ? ' (inotify watch limit: raise fs.inotify.max_user_watches)' : code === 'EMFILE' ? ' (too many open files)' : '';
-      this.#log.warn({ err: err.message, code, scanIntervalMs: this.cfg.scanIntervalMs }, `file watching failed${hint}: relying on periodic scans`);
-    }, (path) => this.#classifyEvent(path), (dir) => this.#excluded(dir, true));
+    this.#watcher ??= new TreeWatcher({
+      root: this.cfg.root,
+      debounceMs: this.cfg.debounceMs,
+      onChange: (scope) => void this.scanNow({ scope: scope ?? undefined }),
+      onFail: (err) => {
+        const code = (err as NodeJS.ErrnoException).code;
+        const hint = code === 'ENOSPC' ? ' (inotify watch limit: raise fs.inotify.max_user_watches)' : code === 'EMFILE' ? ' (too many open files)' : '';
+        this.#log.warn({ err: err.message, code, scanIntervalMs: this.cfg.scanIntervalMs }, `file watching failed${hint}: relying on periodic scans`);
+      },
+      onOverflow: () => this.#log.warn({ queue: '/proc/sys/fs/inotify/max_queued_events' }, 'inotify event queue full (events may have been lost): rescanning the whole tree'),
+      classify: (path) => this.#classifyEvent(path),
+      skipDir: (dir) => this.#excluded(dir, true),
+    });
     this.#watcher.start();
   }
 

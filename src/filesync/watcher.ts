@@ -15,8 +15,14 @@
  * trigger but the new directory is watched. Excluded directories (`skipDir`) are not watched.
  * When watching fails (ENOSPC = inotify watch limit, EMFILE, root gone), `onFail` is called once
  * and the tree relies on its periodic scans; start() may be called again later.
+ * Queue overflow: the kernel keeps at most fs.inotify.max_queued_events events per inotify
+ * instance and then drops events, queueing IN_Q_OVERFLOW, which libuv (and so fs.watch) ignores.
+ * libuv reads the queue dry in one go and Node delivers every event synchronously, so one drain
+ * is the events counted before the next setImmediate: a drain of the queue's capacity means it
+ * was full and events may be lost. Every watcher then gets `onOverflow` and a whole-tree scan.
+ * (Several watches of one inode count each event more than once: at worst a needless scan.)
  */
-import { watch } from 'node:fs';
+import { readFileSync, watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -26,6 +32,54 @@ export type EventClass = 'temp' | 'own' | 'own-dir' | 'other';
 
 /** Places in one window above which the scope gives way to a whole-tree scan. */
 export const MAX_SCOPE = 1000;
+
+/** Capacity of an inotify queue (read once; the kernel's default if unreadable). */
+let queueCapacity: number | undefined;
+function capacity(): number {
+  if (queueCapacity === undefined) {
+    const n = Number.parseInt(readFileSyncSafe('/proc/sys/fs/inotify/max_queued_events'), 10);
+    queueCapacity = Number.isSafeInteger(n) && n > 0 ? n : 16384;
+  }
+  return queueCapacity;
+}
+
+function readFileSyncSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Events delivered in the current drain of the process's inotify queue, and who to tell. */
+let drained = 0;
+let drainEnd: NodeJS.Immediate | undefined;
+const overflowListeners = new Set<() => void>();
+
+function countEvent(): void {
+  drained++;
+  drainEnd ??= setImmediate(() => {
+    const full = drained >= capacity();
+    drained = 0;
+    drainEnd = undefined;
+    if (full) for (const tell of [...overflowListeners]) tell();
+  });
+}
+
+export interface TreeWatcherOptions {
+  root: string;
+  debounceMs: number;
+  /** A debounce window ended: where its events were (null: scan the whole tree). */
+  onChange: (scope: ScanScope | null) => void;
+  /** Watching failed (once per start()). */
+  onFail: (err: Error) => void;
+  /** The inotify queue overflowed: events were lost (a whole-tree scan follows). */
+  onOverflow?: () => void;
+  /** Who caused an event at this tree-relative path (default 'other'). */
+  classify?: (path: string) => EventClass;
+  /** Directories not to watch (excluded). */
+  skipDir?: (path: string) => boolean;
+}
 
 export class TreeWatcher {
   readonly #root: string;
@@ -42,13 +96,22 @@ export class TreeWatcher {
   /** The current window's scope; null once it needs a whole-tree scan. */
   #scope: ScanScope | null = { paths: new Set(), trees: new Set() };
 
-  constructor(root: string, debounceMs: number, onChange: (scope: ScanScope | null) => void, onFail: (err: Error) => void, classify: (path: string) => EventClass = () => 'other', skipDir: (path: string) => boolean = () => false) {
-    this.#root = root;
-    this.#debounceMs = debounceMs;
-    this.#onChange = onChange;
-    this.#onFail = onFail;
-    this.#classify = classify;
-    this.#skipDir = skipDir;
+  readonly #onOverflow: () => void;
+  readonly #overflowed = (): void => {
+    if (!this.#active) return;
+    this.#onOverflow();
+    this.#scope = null;
+    this.#event();
+  };
+
+  constructor(o: TreeWatcherOptions) {
+    this.#root = o.root;
+    this.#debounceMs = o.debounceMs;
+    this.#onChange = o.onChange;
+    this.#onFail = o.onFail;
+    this.#onOverflow = o.onOverflow ?? (() => undefined);
+    this.#classify = o.classify ?? (() => 'other');
+    this.#skipDir = o.skipDir ?? (() => false);
   }
 
   get active(): boolean {
@@ -63,6 +126,7 @@ export class TreeWatcher {
   start(): boolean {
     if (this.#active) return true;
     this.#active = true;
+    overflowListeners.add(this.#overflowed);
     if (!this.#watchDir('')) return false;
     void this.#walk('');
     return this.#active;
@@ -105,6 +169,7 @@ export class TreeWatcher {
   }
 
   #onEvent(dir: string, type: string, name: string | Buffer | null): void {
+    countEvent();
     if (typeof name !== 'string' || name === '') {
       this.#scope = null;
       this.#event();
@@ -178,6 +243,7 @@ export class TreeWatcher {
 
   close(): void {
     this.#active = false;
+    overflowListeners.delete(this.#overflowed);
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#scope = { paths: new Set(), trees: new Set() };
