@@ -2,7 +2,8 @@
  * Transmit-limited broadcast queue (memberlist queue.go). Each membership update is sent on up
  * to `limit` outgoing packets, where limit = retransmitMult·ceil(log10(N+1)); the least
  * transmitted go first and, among equals, the newest. A newer update about the same member
- * invalidates the queued one, so the queue holds at most one entry per member.
+ * invalidates the queued one, so the queue holds at most one entry per member. An update may ask
+ * for a multiple of the limit (rare updates that must reach everyone: see REJOIN_TRANSMIT_MULT).
  */
 
 export interface Broadcast {
@@ -12,6 +13,8 @@ export interface Broadcast {
   readonly msg: Uint8Array;
   /** Called once when the broadcast is finished (transmit limit reached) or superseded. */
   readonly notify?: (() => void) | undefined;
+  /** This update is sent on limit × mult packets (default 1). */
+  readonly mult?: number | undefined;
 }
 
 interface Entry {
@@ -80,7 +83,7 @@ export class BroadcastQueue {
         room -= need;
         out.push(e.b.msg);
         e.transmits++;
-        if (e.transmits >= maxTx) this.#finish(e);
+        if (e.transmits >= maxTx * (e.b.mult ?? 1)) this.#finish(e);
         else moved.push(e);
       }
       for (let i = skipped.length - 1; i >= 0; i--) bucket.push(skipped[i] as Entry);

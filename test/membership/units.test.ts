@@ -138,6 +138,14 @@ test('broadcast queue: retransmit limit, newest first, invalidation, packet size
   const next = q.getBroadcasts(2, 1400);
   assert.equal(next[0]?.[0], 36, 'least-transmitted go before re-sends');
 
+  // A rejoin asks for a multiple of the limit.
+  const boosted = new BroadcastQueue(() => 3);
+  boosted.queue({ key: 'r', msg: msg(7), mult: 2 });
+  boosted.queue({ key: 'n', msg: msg(8) });
+  const sends = [0, 0];
+  for (let i = 0; i < 10; i++) for (const m of boosted.getBroadcasts(2, 1000)) sends[m[0] === 7 ? 0 : 1]!++;
+  assert.deepEqual(sends, [6, 3]);
+
   const small = new BroadcastQueue(() => 3, 10);
   for (let i = 0; i < 15; i++) small.queue({ key: `k${i}`, msg: msg(i) });
   assert.equal(small.length, 10);
