@@ -18,13 +18,16 @@
  *                  each message is one encoded op/miss or an array of 1..256 of them (small
  *                  files share a message)
  *   Wire entry: [path, type 0|1|2 (file|dir|symlink), deleted, version, modifiedBy, mtimeSec,
- *                mtimeNsec, mode, uid, gid, size, hash: bin(32)|null, target|null]
+ *                mtimeNsec, mode, uid, gid, size, hash: bin(32)|null, target|null
+ *                (, user|null, group|null)] — the owner's names on the sending node, when it
+ *                maps owners by name (owners.ts); a 13-element entry has none
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { FileSyncError } from './errors.ts';
 import { MAX_FILE_SIZE, MAX_SIGNATURE_BYTES } from './delta/index.ts';
 import type { EntryType } from './index/entry.ts';
 import type { FileVersion } from './resolve.ts';
+import { validOwnerName, type OwnerNames } from './owners.ts';
 import { MAX_PATH_BYTES, validatePeerPath } from './safety.ts';
 import { BUCKETS, SUMMARY_BYTES } from './buckets.ts';
 import { MAX_NODE_ID_BYTES, validateVector } from './versionvector.ts';
@@ -71,27 +74,36 @@ function bin(v: unknown, len: number, what: string): Uint8Array {
   return v;
 }
 
-export type WireEntry = [string, number, boolean, Record<string, number>, string, number, number, number, number, number, number, Uint8Array | null, string | null];
+export type WireEntry = [string, number, boolean, Record<string, number>, string, number, number, number, number, number, number, Uint8Array | null, string | null, (string | null)?, (string | null)?];
 
-export function encodeEntry(v: FileVersion): WireEntry {
+/** A version as received: its owner ids are the sender's, with the sender's names if it sent them. */
+export interface WireVersion extends FileVersion {
+  user?: string;
+  group?: string;
+}
+
+/** `names`: this node maps owners by name, so the names of uid/gid go along (null: none here). */
+export function encodeEntry(v: FileVersion, names?: OwnerNames | null): WireEntry {
   const sec = v.mtimeNs / 1_000_000_000n;
   const nsec = v.mtimeNs - sec * 1_000_000_000n;
-  return [
+  const e: WireEntry = [
     v.path, TYPES.indexOf(v.type), v.deleted, { ...v.version }, v.modifiedBy, Number(sec), Number(nsec), v.mode, v.uid, v.gid, v.size,
     v.hash === undefined ? null : Buffer.from(v.hash, 'hex'), v.target ?? null,
   ];
+  if (names) e.push(names.userName(v.uid) ?? null, names.groupName(v.gid) ?? null);
+  return e;
 }
 
-export function decodeEntry(v: unknown): FileVersion {
-  if (!Array.isArray(v) || v.length !== 13) wire('entry must be an array of 13');
-  const [path, type, deleted, version, modifiedBy, sec, nsec, mode, uid, gid, size, hash, target] = v as unknown[];
+export function decodeEntry(v: unknown): WireVersion {
+  if (!Array.isArray(v) || (v.length !== 13 && v.length !== 15)) wire('entry must be an array of 13 (or 15 with owner names)');
+  const [path, type, deleted, version, modifiedBy, sec, nsec, mode, uid, gid, size, hash, target, user = null, group = null] = v as unknown[];
   const p = validatePeerPath(path);
   const t = TYPES[uint(type, 2, 'entry type')]!;
   if (typeof deleted !== 'boolean') wire('entry deleted must be a boolean');
   if (typeof modifiedBy !== 'string' || modifiedBy === '' || Buffer.byteLength(modifiedBy) > MAX_NODE_ID_BYTES || modifiedBy.includes('\0')) wire('entry modifiedBy must be a node name');
   const s = uint(sec, 2 ** 40, 'mtime seconds');
   const ns = uint(nsec, 999_999_999, 'mtime nanoseconds');
-  const out: FileVersion = {
+  const out: WireVersion = {
     path: p, type: t, deleted, version: validateVector(version), modifiedBy,
     mtimeNs: BigInt(s) * 1_000_000_000n + BigInt(ns),
     mode: uint(mode, 0o7777, 'mode'), uid: uint(uid, 0xffff_ffff, 'uid'), gid: uint(gid, 0xffff_ffff, 'gid'), size: uint(size, MAX_FILE_SIZE, 'size'),
@@ -105,10 +117,15 @@ export function decodeEntry(v: unknown): FileVersion {
     if (t !== 'symlink' || typeof target !== 'string' || target === '' || Buffer.byteLength(target) > MAX_PATH_BYTES || target.includes('\0')) wire('target: symlinks only, 1..4096 bytes, no NUL');
     out.target = target;
   } else if (t === 'symlink' && !deleted) wire('a live symlink needs a target');
+  for (const [what, name] of [['user', user], ['group', group]] as const) {
+    if (name === null) continue;
+    if (!validOwnerName(name)) wire(`entry ${what} name: null or 1..256 bytes without ':', newline or NUL`);
+    out[what] = name;
+  }
   return out;
 }
 
-function entries(v: unknown): FileVersion[] {
+function entries(v: unknown): WireVersion[] {
   if (!Array.isArray(v)) wire('entries must be an array');
   if (v.length > MAX_ENTRIES_PER_MESSAGE) wire(`${v.length} entries exceed the limit of ${MAX_ENTRIES_PER_MESSAGE}`);
   const seen = new Set<string>();
@@ -149,7 +166,7 @@ export function decodeEntriesReq(v: unknown): EntriesReq {
   return after === undefined ? { tree: treeName(field(v, 'tree')), buckets } : { tree: treeName(field(v, 'tree')), buckets, after };
 }
 
-export interface EntriesRes { entries: FileVersion[]; next?: { bucket: number; path: string } }
+export interface EntriesRes { entries: WireVersion[]; next?: { bucket: number; path: string } }
 export function decodeEntriesRes(v: unknown): EntriesRes {
   if (!isObj(v)) wire('entries response must be a map');
   const next = cursor(field(v, 'next'));
@@ -157,7 +174,7 @@ export function decodeEntriesRes(v: unknown): EntriesRes {
   return next === undefined ? { entries: e } : { entries: e, next };
 }
 
-export interface NotifyReq { tree: string; entries: FileVersion[] }
+export interface NotifyReq { tree: string; entries: WireVersion[] }
 export function decodeNotifyReq(v: unknown): NotifyReq {
   if (!isObj(v)) wire('notify request must be a map');
   return { tree: treeName(field(v, 'tree')), entries: entries(field(v, 'entries')) };

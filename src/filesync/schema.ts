@@ -11,6 +11,7 @@
  *         exclude: ["*.log", "cache/"]      # gitignore syntax
  *         include: []                       # if non-empty, only matching paths are synced
  *         owner: preserve                   # uid/gid (applied only by root or with CAP_CHOWN + CAP_FOWNER)
+ *         numeric_ids: false                # true: owners by number only (else mapped by name)
  *         permissions: preserve
  *         post_sync: [{ run: "systemctl reload nginx", timeout: 30s }]
  *         debounce: 2s
@@ -75,6 +76,7 @@ export const treeSchema = z.strictObject({
   exclude: patternList.optional(),
   include: patternList.optional(),
   owner: z.enum(['preserve', 'ignore']).optional(),
+  numeric_ids: z.boolean().optional(),
   permissions: z.enum(['preserve', 'ignore']).optional(),
   post_sync: z.array(z.strictObject({ run: z.string().min(1), timeout: durationSchema.optional() })).optional(),
   debounce: durationSchema.optional(),
@@ -130,6 +132,7 @@ export function resolveTrees(section: FilesSection, ctx: { node: string; pool: s
       exclude: t.exclude ?? [],
       include: t.include !== undefined && t.include.length > 0 ? t.include : undefined,
       owner: t.owner ?? 'preserve',
+      numericIds: t.numeric_ids ?? false,
       permissions: t.permissions ?? 'preserve',
       postSync: (t.post_sync ?? []).map((p) => ({ run: p.run, timeoutMs: p.timeout === undefined ? DEFAULTS.postSyncTimeoutMs : parseDurationMs(p.timeout)! })),
       debounceMs: t.debounce === undefined ? DEFAULTS.debounceMs : parseDurationMs(t.debounce)!,

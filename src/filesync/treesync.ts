@@ -38,7 +38,8 @@ import { preparePartial, removeStalePartials, RESUME_MIN_BYTES } from './partial
 import { mapConcurrent } from './concurrency.ts';
 import { GroupSync } from './groupsync.ts';
 import { PostSync } from './postsync.ts';
-import { MAX_ENTRIES_PER_MESSAGE, MAX_FETCH_FILES, decodeEntriesRes, decodeSummaryRes, encodeEntry } from './protocol.ts';
+import { MAX_ENTRIES_PER_MESSAGE, MAX_FETCH_FILES, decodeEntriesRes, decodeSummaryRes, encodeEntry, type WireVersion } from './protocol.ts';
+import { SystemOwnerNames, type OwnerNames } from './owners.ts';
 import type { EntriesReq, FetchFile, FetchReq } from './protocol.ts';
 import { resolve, resolveMirror } from './resolve.ts';
 import type { FileVersion } from './resolve.ts';
@@ -75,7 +76,12 @@ export interface TreeHost {
   /** Start fs.watch (default true; tests may drive scans by hand). */
   watch?: boolean;
   rpcTimeoutMs?: number;
+  /** Owner names ↔ this node's ids (default: /etc/passwd and /etc/group). */
+  ownerNames?: OwnerNames;
 }
+
+/** One reader of the system's passwd/group files for all trees of the process. */
+let systemOwnerNames: SystemOwnerNames | undefined;
 
 export interface PeerStatus {
   peer: string;
@@ -192,6 +198,8 @@ export class TreeSync {
   readonly #include: IgnoreMatcher | null;
   readonly #peers = new Map<string, PeerState>();
   readonly #throttle: Throttle | undefined;
+  /** Owner names for the wire (null: owners synced by number, or not at all). */
+  readonly #names: OwnerNames | null;
   readonly #postSync: PostSync;
   /** Small fetched files become durable together: one syncfs per group, not an fsync each. */
   readonly #group: GroupSync;
@@ -222,6 +230,7 @@ export class TreeSync {
     this.#exclude = new IgnoreMatcher(cfg.exclude);
     this.#include = cfg.include === undefined ? null : new IgnoreMatcher(cfg.include);
     this.#throttle = cfg.bandwidthBps === undefined ? undefined : new Throttle(cfg.bandwidthBps);
+    this.#names = cfg.owner === 'preserve' && !cfg.numericIds ? (host.ownerNames ?? (systemOwnerNames ??= new SystemOwnerNames())) : null;
     let warned = false;
     this.#group = new GroupSync({
       onFallback: (err) => {
@@ -534,6 +543,20 @@ export class TreeSync {
   /** Owners are synced and applied here: `owner: preserve` and the rights to chown (CAN_CHOWN). */
   get #ownersApplied(): boolean {
     return CAN_CHOWN && this.cfg.owner === 'preserve';
+  }
+
+  /**
+   * A received version with this node's owner ids: the sender's user and group names mapped to
+   * ids here (names unknown here, or not sent, keep the sender's numbers, as rsync does).
+   */
+  #localOwner(r: WireVersion): FileVersion {
+    const { user, group, ...v } = r;
+    if (this.#names === null) return v;
+    const uid = user === undefined ? undefined : this.#names.uidOf(user);
+    const gid = group === undefined ? undefined : this.#names.gidOf(group);
+    if (uid !== undefined) v.uid = uid;
+    if (gid !== undefined) v.gid = gid;
+    return v;
   }
 
   /** A one-way receiver: member of the tree's pool but not of its source pool. */
@@ -903,7 +926,7 @@ export class TreeSync {
     await Promise.all(targets.map(async (m) => {
       try {
         for (let i = 0; i < changes.length; i += MAX_ENTRIES_PER_MESSAGE) {
-          const entries = changes.slice(i, i + MAX_ENTRIES_PER_MESSAGE).map(encodeEntry);
+          const entries = changes.slice(i, i + MAX_ENTRIES_PER_MESSAGE).map((v) => encodeEntry(v, this.#names));
           await this.#host.peers.call(this.#addr(m), 'files.notify', { tree: this.cfg.name, entries }, { timeoutMs: this.#host.rpcTimeoutMs ?? 30_000 });
         }
       } catch (e) {
@@ -938,7 +961,7 @@ export class TreeSync {
     const page = list.slice(start, start + MAX_ENTRIES_PER_MESSAGE);
     const last = page.at(-1);
     const more = start + page.length < list.length && last !== undefined;
-    return { entries: page.map((x) => encodeEntry(x.r)), ...(more ? { next: [last.b, last.r.path] as [number, string] } : {}) };
+    return { entries: page.map((x) => encodeEntry(x.r, this.#names)), ...(more ? { next: [last.b, last.r.path] as [number, string] } : {}) };
   }
 
   handleNotify(peer: string, entries: FileVersion[]): number {
@@ -985,7 +1008,8 @@ export class TreeSync {
   // ------------------------------------------------------------------ applying remote versions
 
   /** Resolves and applies entries received from `peer`. */
-  applyRemote(peer: string, remotes: FileVersion[]): Promise<{ applied: number; failed: number; skipped: number }> {
+  applyRemote(peer: string, received: WireVersion[]): Promise<{ applied: number; failed: number; skipped: number }> {
+    const remotes = received.map((r) => this.#localOwner(r));
     return this.#serial(async () => {
       const none = { applied: 0, failed: 0, skipped: 0 };
       if (this.#stopped || this.#identity === undefined || this.#paused !== undefined) return none;

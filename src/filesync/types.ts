@@ -19,6 +19,8 @@ export interface TreeConfig {
   exclude: string[];
   include?: string[];
   owner: 'preserve' | 'ignore';
+  /** Owners travel as numbers only (rsync --numeric-ids); default: mapped by user/group name. */
+  numericIds: boolean;
   permissions: 'preserve' | 'ignore';
   postSync: PostSyncAction[];
   debounceMs: number;

@@ -17,6 +17,7 @@ import { MIGRATIONS } from '../../src/state/migrations.ts';
 import { FILESYNC_MIGRATION } from '../../src/filesync/migration.ts';
 import { FileSyncService, type Member } from '../../src/filesync/service.ts';
 import type { TreeConfig } from '../../src/filesync/types.ts';
+import type { OwnerNames } from '../../src/filesync/owners.ts';
 import { makePki, type Pki } from '../security/pki.ts';
 
 export const logger = pino({ level: process.env.FS_TEST_LOG ?? 'silent' });
@@ -50,11 +51,13 @@ export interface ClusterOptions {
   tree?: Partial<TreeConfig>;
   watch?: boolean;
   pool?: string;
+  /** Per node: its owner names (default: the system's). */
+  ownerNames?: Record<string, OwnerNames>;
 }
 
 export function treeConfig(root: string, over: Partial<TreeConfig> = {}): TreeConfig {
   return {
-    name: 'www', pool: 'web', root, mode: 'two-way', exclude: [], owner: 'preserve', permissions: 'preserve', postSync: [],
+    name: 'www', pool: 'web', root, mode: 'two-way', exclude: [], owner: 'preserve', numericIds: false, permissions: 'preserve', postSync: [],
     debounceMs: 100, scanIntervalMs: 3_600_000, maxDeletePercent: 50, tombstoneMinAgeMs: 24 * 3600_000, tombstoneMaxAgeMs: 180 * 24 * 3600_000, ...over,
   };
 }
@@ -92,6 +95,7 @@ export async function makeCluster(opts: ClusterOptions): Promise<Cluster> {
       const pool = new RpcClientPool({ tls: t, logger });
       const svc = new FileSyncService({
         node: name, store, rpc: server, peers: pool, bus, logger, watch: opts.watch ?? true, antiEntropyMs: 2000, rpcTimeoutMs: 20_000,
+        ...(opts.ownerNames?.[name] ? { ownerNames: opts.ownerNames[name] } : {}),
         members: (p) => [...members.values()].filter((m) => m.pools.includes(p)).map((m) => ({ name: m.name, alive: m.alive, ...(m.address ? { address: m.address } : {}) })),
       }, [treeConfig(root, opts.tree)]);
       const { port } = await server.listen();

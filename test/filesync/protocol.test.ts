@@ -5,6 +5,7 @@ import { encodeFrame, FrameDecoder } from '../../src/rpc/frame.ts';
 import { FileSyncError } from '../../src/filesync/errors.ts';
 import { decodeEntriesReq, decodeEntriesRes, decodeEntry, decodeNotifyReq, decodeFetchReq, decodeMiss, decodeSummaryReq, decodeSummaryRes, encodeEntry, encodeMiss, MAX_FETCH_FILES } from '../../src/filesync/protocol.ts';
 import type { FileVersion } from '../../src/filesync/resolve.ts';
+import type { OwnerNames } from '../../src/filesync/owners.ts';
 import { Summary, BUCKETS, bucketOf } from '../../src/filesync/buckets.ts';
 
 const DECODERS = [decodeEntry, decodeSummaryReq, decodeSummaryRes, decodeEntriesReq, decodeEntriesRes, decodeNotifyReq, decodeFetchReq, (v: unknown) => (v instanceof Uint8Array ? decodeMiss(v) : undefined)];
@@ -43,11 +44,29 @@ const versionArb: fc.Arbitrary<FileVersion> = fc.record({
   return out;
 });
 
-test('entries survive encode → msgpack wire → decode', () => {
+/** Owner names of a sender: even ids have a name ('u<id>' / 'g<id>'), odd ones none. */
+const NAMES: OwnerNames = {
+  userName: (uid) => (uid % 2 === 0 ? `u${uid}` : undefined),
+  groupName: (gid) => (gid % 2 === 0 ? `g${gid}` : undefined),
+  uidOf: () => undefined,
+  gidOf: () => undefined,
+};
+
+test('entries survive encode → msgpack wire → decode, with and without owner names', () => {
   fc.assert(fc.property(versionArb, (v) => {
     const d = decodeEntry(viaWire(encodeEntry(v)));
     assert.deepEqual({ ...d, version: { ...d.version } }, v);
+    const named = decodeEntry(viaWire(encodeEntry(v, NAMES)));
+    assert.deepEqual({ ...named, version: { ...named.version } }, {
+      ...v, ...(v.uid % 2 === 0 ? { user: `u${v.uid}` } : {}), ...(v.gid % 2 === 0 ? { group: `g${v.gid}` } : {}),
+    });
   }), { numRuns: 300 });
+  const e = encodeEntry({ path: 'f', type: 'dir', deleted: false, version: { a: 1 }, modifiedBy: 'a', mtimeNs: 0n, mode: 0o755, uid: 0, gid: 0, size: 0 }, NAMES);
+  for (const bad of ['', 'x:y', 'a\nb', 'n\0', 'x'.repeat(257), 7]) {
+    assert.throws(() => decodeEntry(viaWire([...e.slice(0, 13), bad, null])), /entry user name/);
+    assert.throws(() => decodeEntry(viaWire([...e.slice(0, 13), null, bad])), /entry group name/);
+  }
+  assert.throws(() => decodeEntry(viaWire(e.slice(0, 14))), /array of 13 \(or 15/);
 });
 
 test('decoders: arbitrary input yields a value or E_WIRE/E_PATH, never another exception', () => {
@@ -66,8 +85,8 @@ test('decoders: arbitrary input yields a value or E_WIRE/E_PATH, never another e
 });
 
 test('decoders: mutated valid bodies are decoded or rejected precisely', () => {
-  const body = (v: FileVersion[]): Record<string, unknown> => ({ tree: 'www', entries: v.map(encodeEntry) });
-  fc.assert(fc.property(fc.array(versionArb, { minLength: 1, maxLength: 3 }), fc.nat(), fc.nat(12), fc.anything(), (vs, which, field, junk) => {
+  const body = (v: FileVersion[]): Record<string, unknown> => ({ tree: 'www', entries: v.map((x, i) => encodeEntry(x, i % 2 === 0 ? NAMES : null)) });
+  fc.assert(fc.property(fc.array(versionArb, { minLength: 1, maxLength: 3 }), fc.nat(), fc.nat(14), fc.anything(), (vs, which, field, junk) => {
     const b = body(vs) as { entries: unknown[][] };
     const e = b.entries[which % b.entries.length]!;
     e[field] = junk;
