@@ -21,6 +21,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { Gauge } from 'prom-client';
 import { Memberlist, type MemberInfo } from '../membership/memberlist.ts';
+import { parseAddr } from '../membership/addr.ts';
 import { NoRouteError, Topology, type Route } from '../membership/topology.ts';
 import { RpcError } from '../rpc/errors.ts';
 import type { CallOptions } from '../rpc/client.ts';
@@ -70,6 +71,25 @@ export interface MemberView {
 }
 
 const INCARNATION_KEY = 'membership.incarnation';
+/** Gossip addresses of members seen alive, rejoined at the next start (serf's snapshot does this). */
+const KNOWN_KEY = 'membership.known';
+/** Members remembered (any one that answers is enough to rejoin). */
+const KNOWN_MAX = 16;
+/** The list is saved at most this often (membership events come in bursts). */
+const KNOWN_SAVE_MS = 1000;
+
+function storedKnown(agent: Agent): string[] {
+  const raw = agent.store.kvGet(KNOWN_KEY);
+  if (raw === undefined) return [];
+  try {
+    const v = z.array(z.string().min(1).max(300)).max(KNOWN_MAX).parse(JSON.parse(raw));
+    for (const a of v) parseAddr(a);
+    return v;
+  } catch {
+    agent.logger.warn('ignoring an unreadable list of known members; joining the configured seeds only');
+    return [];
+  }
+}
 
 function storedIncarnation(agent: Agent): number {
   const raw = agent.store.kvGet(INCARNATION_KEY);
@@ -106,6 +126,7 @@ export class ClusterServices {
   #keyring: KeyringFile;
   #meta: Record<string, unknown>;
   #joinTimer?: NodeJS.Timeout;
+  #knownTimer?: NodeJS.Timeout;
   #lag?: EventLoopLagMonitor;
 
   private constructor(agent: Agent, keyringPath: string, keyring: KeyringFile) {
@@ -144,6 +165,7 @@ export class ClusterServices {
         if (ev.kind === 'joined' || ev.kind === 'updated' || ev.kind === 'alive') {
           void this.pooldefs.onPeerDigest(ev.member.name, ev.member.meta.pd as Digest | undefined);
         }
+        if (ev.kind !== 'updated' && ev.kind !== 'maintenance') this.#knownChanged();
       },
     });
   }
@@ -222,14 +244,19 @@ export class ClusterServices {
     this.#joinLoop(0);
   }
 
-  /** Joins the configured seeds, retrying with backoff until one answers (seeds may start later). */
+  /**
+   * Joins the configured seeds and the members known alive before this start (so a restarted
+   * node whose seeds are gone, or that has none, e.g. the one the others joined, is back at once
+   * instead of waiting for another member's reconnect), retrying with backoff until one answers.
+   */
   #joinLoop(attempt: number): void {
-    const seeds = this.agent.config.join;
+    const known = storedKnown(this.agent);
+    const seeds = [...new Set([...this.agent.config.join, ...known])];
     if (seeds.length === 0) return;
     const run = async () => {
       try {
         const n = await this.memberlist.join(seeds);
-        this.agent.logger.info({ reached: n, seeds }, 'joined the cluster');
+        this.agent.logger.info({ reached: n, seeds, known: known.length }, 'joined the cluster');
       } catch (err) {
         const delay = Math.min(30_000, 500 * 2 ** attempt);
         this.agent.logger.warn({ err: (err as Error).message, retryInMs: delay }, 'join failed; retrying');
@@ -245,9 +272,30 @@ export class ClusterServices {
 
   async stop(opts: { leave: boolean }): Promise<void> {
     clearTimeout(this.#joinTimer);
+    clearTimeout(this.#knownTimer);
     this.#lag?.stop();
-    if (opts.leave) await this.memberlist.leave(3000).catch((err: unknown) => this.agent.logger.warn({ err }, 'graceful leave failed'));
+    if (opts.leave) {
+      await this.memberlist.leave(3000).catch((err: unknown) => this.agent.logger.warn({ err }, 'graceful leave failed'));
+      // Left on purpose: the next start joins only the configured seeds (serf's rule too).
+      this.agent.store.kvSet(KNOWN_KEY, '[]');
+    } else this.#saveKnown();
     await this.memberlist.shutdown();
+  }
+
+  #knownChanged(): void {
+    this.#knownTimer ??= setTimeout(() => {
+      this.#knownTimer = undefined;
+      this.#saveKnown();
+    }, KNOWN_SAVE_MS);
+    this.#knownTimer.unref();
+  }
+
+  /** Remembers up to KNOWN_MAX live members; never an empty list (alone, the old one is kept). */
+  #saveKnown(): void {
+    if (!this.memberlist.running) return;
+    const self = this.agent.config.node.name;
+    const addrs = this.memberlist.liveMembers().filter((m) => m.name !== self).map((m) => m.addr).sort().slice(0, KNOWN_MAX);
+    if (addrs.length > 0) this.agent.store.kvSet(KNOWN_KEY, JSON.stringify(addrs));
   }
 
   members(filter: { pool?: string; network?: string } = {}): MemberView[] {

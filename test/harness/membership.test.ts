@@ -115,6 +115,17 @@ test('kill -9 is detected by every survivor; restarted, it resumes above its old
   assert.equal(refutes?.[1], '0', 'no refutation after the restart');
 });
 
+test('a restarted member rejoins the members it knew, though it has no seeds of its own', async () => {
+  // m1 is the member the others joined: its config lists no seeds.
+  await c.kill('m1');
+  await allSee(['m2', 'm3', 'm4', 'm5'], 'm1', ['dead'], 'm1 dead everywhere');
+  const before = c.logLines('m1').length;
+  await c.start('m1');
+  await waitFor(() => c.logLines('m1').slice(before).some((l) => l.msg === 'joined the cluster' && Number(l.known) >= 1), 'm1 joined the members it knew', 30_000);
+  await allSee(['m1', 'm2', 'm3', 'm4', 'm5'], 'm1', ['alive'], 'm1 alive everywhere again');
+  await allSee(['m1'], 'm5', ['alive'], 'm1 sees the others');
+});
+
 test('a paused member is suspected, and refutes after SIGCONT', async () => {
   c.pause('m4');
   try {
