@@ -35,8 +35,9 @@ export interface TreeConfig {
 
 /**
  * One path of the local index. FileVersion fields are the synced version (identical on every
- * node that holds it); `ino`/`stMtimeNs` are this node's lstat view after it last scanned or
- * wrote the path (a local mtime may differ from the version's by utimes rounding).
+ * node that holds it, but for uid/gid: this node's ids for the version's owner names, see
+ * owners.ts); `ino`/`stMtimeNs` are this node's lstat view after it last scanned or wrote the
+ * path (a local mtime may differ from the version's by utimes rounding).
  */
 export interface IndexRecord extends FileVersion {
   ino: bigint;

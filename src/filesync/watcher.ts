@@ -37,18 +37,15 @@ export const MAX_SCOPE = 1000;
 let queueCapacity: number | undefined;
 function capacity(): number {
   if (queueCapacity === undefined) {
-    const n = Number.parseInt(readFileSyncSafe('/proc/sys/fs/inotify/max_queued_events'), 10);
+    let n = NaN;
+    try {
+      n = Number.parseInt(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'), 10);
+    } catch {
+      // not Linux, or /proc unreadable: the kernel's default
+    }
     queueCapacity = Number.isSafeInteger(n) && n > 0 ? n : 16384;
   }
   return queueCapacity;
-}
-
-function readFileSyncSafe(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 /** Events delivered in the current drain of the process's inotify queue, and who to tell. */
@@ -73,7 +70,7 @@ export interface TreeWatcherOptions {
   onChange: (scope: ScanScope | null) => void;
   /** Watching failed (once per start()). */
   onFail: (err: Error) => void;
-  /** The inotify queue overflowed: events were lost (a whole-tree scan follows). */
+  /** The inotify queue was full: events may have been lost (a whole-tree scan follows). */
   onOverflow?: () => void;
   /** Who caused an event at this tree-relative path (default 'other'). */
   classify?: (path: string) => EventClass;
