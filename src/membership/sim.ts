@@ -31,6 +31,11 @@ export interface SimNetworkOptions {
   /** Packet loss probability for datagrams (streams are reliable). Default 0. */
   loss?: number;
   seed?: number;
+  /**
+   * Wall-clock error per member: each member's epoch() is off by a uniform random amount in
+   * ±clockSkew ms (members without NTP). Default 0: one shared time base.
+   */
+  clockSkew?: number;
 }
 
 interface Endpoint {
@@ -42,6 +47,8 @@ interface Endpoint {
   /** Extra lateness (ms) of this member's timers. */
   timerLag: number;
   group: number;
+  /** How far this member's wall clock is off (ms). */
+  clockOffset: number;
 }
 
 export class SimNetwork {
@@ -50,6 +57,7 @@ export class SimNetwork {
   latency: number;
   jitter: number;
   loss: number;
+  readonly #clockSkew: number;
   readonly #eps = new Map<string, Endpoint>();
   readonly counters = { packets: 0, bytes: 0, dropped: 0, streams: 0, streamBytes: 0 };
 
@@ -59,21 +67,23 @@ export class SimNetwork {
     this.latency = opts.latency ?? 1;
     this.jitter = opts.jitter ?? 2;
     this.loss = opts.loss ?? 0;
+    this.#clockSkew = opts.clockSkew ?? 0;
   }
 
   /** A Transport bound to `addr` on this network. */
   transport(addr: string): Transport {
-    const ep: Endpoint = { addr, handler: null, up: true, slow: 0, timerLag: 0, group: 0 };
+    const ep: Endpoint = { addr, handler: null, up: true, slow: 0, timerLag: 0, group: 0, clockOffset: this.#clockSkew === 0 ? 0 : (this.rand() * 2 - 1) * this.#clockSkew };
     this.#eps.set(addr, ep);
     return new SimTransport(this, ep);
   }
 
-  /** The clock a member sees: its timers fire late by its current timer lag. */
+  /** The clock a member sees: its timers fire late by its current timer lag; its wall clock may be off. */
   clockFor(addr: string): Clock {
     const ep = this.#eps.get(addr);
     const c = this.clock;
     return {
       now: () => c.now(),
+      ...(this.#clockSkew === 0 ? {} : { epoch: () => c.now() + (ep?.clockOffset ?? 0) }),
       setTimer: (ms: number, fn: () => void): TimerHandle => c.setTimer(ms + (ep?.timerLag ?? 0), fn),
       clearTimer: (h: TimerHandle) => c.clearTimer(h),
     };
