@@ -26,7 +26,6 @@ import { RpcServer } from '../../src/rpc/server.ts';
 import { RpcClientPool } from '../../src/rpc/client.ts';
 import { Store } from '../../src/state/store.ts';
 import { MIGRATIONS } from '../../src/state/migrations.ts';
-import { FILESYNC_MIGRATION } from '../../src/filesync/migration.ts';
 import { FileSyncService, type Member } from '../../src/filesync/service.ts';
 import { loadTlsMaterial } from '../../src/security/tls.ts';
 import type { TlsFiles } from '../../src/config/types.ts';
@@ -74,7 +73,7 @@ process.on('message', (raw) => {
       case 'start': {
         root = m.root;
         const logger = m.trace === true ? traceLogger() : pino({ level: process.env.FS_TEST_LOG ?? 'silent' });
-        const store = new Store(m.dbPath, MIGRATIONS.some((x) => x.version === FILESYNC_MIGRATION.version) ? MIGRATIONS : [...MIGRATIONS, FILESYNC_MIGRATION]);
+        const store = new Store(m.dbPath, MIGRATIONS);
         const tls = await loadTlsMaterial(m.tls);
         const server = new RpcServer({ tls, host: '127.0.0.1', port: 0, logger });
         const pool = new RpcClientPool({ tls, logger });

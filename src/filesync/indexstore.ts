@@ -1,6 +1,7 @@
 /**
  * Persistence of one tree's sync state in the agent's Store (tables of migration.ts): the index
- * records, the tree identity and pause state, per-peer status and the conflict log. The whole
+ * records, tombstone confirmations, the tree identity and pause state, per-peer status and the
+ * conflict log. The whole
  * index is loaded into memory at start (the scanner needs it as `previous`); writes go through
  * here in batches, one transaction each.
  * Depends on: state/store.ts, versionvector.ts (validateVector on load).
@@ -75,11 +76,47 @@ export class IndexStore {
     });
   }
 
-  /** Forgets records (purged tombstones) in one transaction. */
+  /** Forgets records (purged tombstones) and their confirmations in one transaction. */
   remove(paths: string[]): void {
     const del = this.#store.db.prepare('DELETE FROM fs_files WHERE tree = ? AND path = ?');
+    const delAcks = this.#store.db.prepare('DELETE FROM fs_acks WHERE tree = ? AND path = ?');
     this.#store.transaction(() => {
-      for (const p of paths) del.run(this.#tree, p);
+      for (const p of paths) {
+        del.run(this.#tree, p);
+        delAcks.run(this.#tree, p);
+      }
+    });
+  }
+
+  /** Forgets the whole index and its confirmations (resync of a tree accepted as it is now). */
+  clear(): void {
+    this.#store.transaction(() => {
+      this.#store.db.prepare('DELETE FROM fs_files WHERE tree = ?').run(this.#tree);
+      this.#store.db.prepare('DELETE FROM fs_acks WHERE tree = ?').run(this.#tree);
+    });
+  }
+
+  /** Tombstone confirmations: path → peers that confirmed it. */
+  acks(): Map<string, Set<string>> {
+    const rows = this.#store.db.prepare('SELECT path, peer FROM fs_acks WHERE tree = ?').all(this.#tree) as { path: string; peer: string }[];
+    const out = new Map<string, Set<string>>();
+    for (const r of rows) {
+      let set = out.get(r.path);
+      if (set === undefined) out.set(r.path, (set = new Set()));
+      set.add(r.peer);
+    }
+    return out;
+  }
+
+  /** Replaces the confirmations of each given path (an empty or missing set: none), in one transaction. */
+  saveAcks(acks: Map<string, ReadonlySet<string> | undefined>): void {
+    const del = this.#store.db.prepare('DELETE FROM fs_acks WHERE tree = ? AND path = ?');
+    const put = this.#store.db.prepare('INSERT INTO fs_acks(tree, path, peer) VALUES (?, ?, ?)');
+    this.#store.transaction(() => {
+      for (const [path, peers] of acks) {
+        del.run(this.#tree, path);
+        for (const peer of peers ?? []) put.run(this.#tree, path, peer);
+      }
     });
   }
 

@@ -1,15 +1,16 @@
 /**
- * Storage schema of the file sync component (migration version 100, registered by the state
+ * Storage schema of the file sync component (migrations 100 and 101, registered by the state
  * component in src/state/migrations.ts). Tables (all keyed by tree name):
  *   fs_files:     the index, one row per path (tombstones kept: deleted = 1)
  *   fs_trees:     identity recorded at first sync (tree id + st_dev) and the pause state
  *   fs_peers:     per tree and peer: last catch-up, in-sync flag, entries behind, last error
  *   fs_conflicts: conflict copies made (for `multiall files conflicts`)
+ *   fs_acks:      tombstone confirmations: which peer holds (or has purged) a tombstone (101)
  * Big integers (ns times, inodes) are TEXT: node:sqlite returns INTEGER as JS numbers.
  */
 import type { Migration } from '../state/migrations.ts';
 
-export const FILESYNC_MIGRATION: Migration = {
+const FILESYNC_INDEX: Migration = {
   version: 100,
   component: 'files',
   name: 'file sync index, trees, peers, conflicts',
@@ -61,3 +62,19 @@ export const FILESYNC_MIGRATION: Migration = {
     );
   `,
 };
+
+const FILESYNC_ACKS: Migration = {
+  version: 101,
+  component: 'files',
+  name: 'file sync tombstone confirmations',
+  sql: `
+    CREATE TABLE fs_acks (
+      tree TEXT NOT NULL,
+      path TEXT NOT NULL,
+      peer TEXT NOT NULL,
+      PRIMARY KEY (tree, path, peer)
+    ) WITHOUT ROWID;
+  `,
+};
+
+export const FILESYNC_MIGRATIONS: readonly Migration[] = [FILESYNC_INDEX, FILESYNC_ACKS];

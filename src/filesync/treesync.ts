@@ -217,9 +217,11 @@ export class TreeSync {
   #lastScan: LastScan | null = null;
   #stopped = false;
   #alive = new Set<string>();
-  /** Paths of tombstones, and the members that confirmed each one (in memory). */
+  /** Paths of tombstones, and the members that confirmed each one (kept in the Store: fs_acks). */
   readonly #tombs = new Set<string>();
   readonly #acks = new Map<string, Set<string>>();
+  /** Paths whose confirmations changed since the last #flushDb(). */
+  readonly #acksDirty = new Set<string>();
   #revertFailures = 0;
 
   constructor(cfg: TreeConfig, host: TreeHost) {
@@ -252,6 +254,10 @@ export class TreeSync {
 
   async start(): Promise<void> {
     for (const r of this.#db.load().values()) this.#put(undefined, r);
+    for (const [path, peers] of this.#db.acks()) {
+      if (this.#tombs.has(path)) this.#acks.set(path, peers);
+      else this.#acksDirty.add(path); // stale (e.g. written before a crash lost the tombstone's row)
+    }
     this.#paused = this.#db.paused();
     this.#identity = this.#db.identity();
     if (this.#identity === undefined) {
@@ -314,7 +320,7 @@ export class TreeSync {
     this.#summary.update(before, after);
     const old = this.#index.get(after.path);
     // Confirmations were for that exact tombstone.
-    if (old === undefined || !old.deleted || !after.deleted || compare(old.version, after.version) !== 'equal') this.#acks.delete(after.path);
+    if ((old === undefined || !old.deleted || !after.deleted || compare(old.version, after.version) !== 'equal') && this.#acks.delete(after.path)) this.#acksDirty.add(after.path);
     if (after.deleted) this.#tombs.add(after.path);
     else this.#tombs.delete(after.path);
     if (old?.hash !== undefined && !old.deleted) {
@@ -338,12 +344,17 @@ export class TreeSync {
     }
   }
 
-  /** Writes pending index changes in one transaction. */
+  /** Writes pending index changes in one transaction, then changed tombstone confirmations. */
   #flushDb(): void {
-    if (this.#dirty.size === 0) return;
-    const recs = this.#dirty;
-    this.#dirty = new Map();
-    this.#db.save(recs.values());
+    if (this.#dirty.size > 0) {
+      const recs = this.#dirty;
+      this.#dirty = new Map();
+      this.#db.save(recs.values());
+    }
+    if (this.#acksDirty.size > 0) {
+      this.#db.saveAcks(new Map([...this.#acksDirty].map((p) => [p, this.#acks.get(p)])));
+      this.#acksDirty.clear();
+    }
   }
 
   // ------------------------------------------------------------------ our own writes vs the watcher
@@ -742,7 +753,9 @@ export class TreeSync {
   #ack(path: string, peer: string): void {
     let set = this.#acks.get(path);
     if (set === undefined) this.#acks.set(path, (set = new Set()));
+    if (set.has(peer)) return;
     set.add(peer);
+    this.#acksDirty.add(path);
   }
 
   /**
@@ -795,6 +808,7 @@ export class TreeSync {
       this.#index.delete(t.path);
       this.#tombs.delete(t.path);
       this.#acks.delete(t.path);
+      this.#acksDirty.delete(t.path);
       this.#dirty.delete(t.path);
     }
     this.#db.remove(purge.map((t) => t.path));
@@ -888,6 +902,7 @@ export class TreeSync {
       this.#ackListed(m.name, asked, listed);
     }
     this.#ackSummary(m.name, res.summary);
+    this.#flushDb(); // confirmations gathered by this catch-up
     p.inSync = diff.length === 0;
     p.behind = failed + pending;
     p.lastSyncAt = Date.now();
@@ -1349,11 +1364,12 @@ export class TreeSync {
         });
         this.#db.setIdentity(this.#identity);
         this.#dirty.clear();
-        this.#host.store.db.prepare('DELETE FROM fs_files WHERE tree = ?').run(this.cfg.name);
+        this.#db.clear();
         for (const r of this.#index.values()) this.#summary.update(r, undefined);
         this.#index.clear();
         this.#tombs.clear();
         this.#acks.clear();
+        this.#acksDirty.clear();
         this.#byHash.clear();
       }
       if (this.#paused?.startsWith('mass-delete') === true) this.#allowMassDelete = true;

@@ -2,7 +2,7 @@
  * The storage schema, as an append-only list of migrations. Never edit an applied migration:
  * add a new one with the next version number. docs/storage.md describes every table.
  */
-import { FILESYNC_MIGRATION } from '../filesync/migration.ts';
+import { FILESYNC_MIGRATIONS } from '../filesync/migration.ts';
 
 export interface Migration {
   version: number;
@@ -46,5 +46,5 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX outbox_peer ON outbox(component, peer, id);
     `,
   },
-  FILESYNC_MIGRATION,
+  ...FILESYNC_MIGRATIONS,
 ];

@@ -14,7 +14,6 @@ import { EventBus, type BusEvent } from '../../src/events/bus.ts';
 import type { TlsMaterial } from '../../src/security/tls.ts';
 import { Store } from '../../src/state/store.ts';
 import { MIGRATIONS } from '../../src/state/migrations.ts';
-import { FILESYNC_MIGRATION } from '../../src/filesync/migration.ts';
 import { FileSyncService, type Member } from '../../src/filesync/service.ts';
 import type { TreeConfig } from '../../src/filesync/types.ts';
 import type { OwnerNames } from '../../src/filesync/owners.ts';
@@ -85,8 +84,7 @@ export async function makeCluster(opts: ClusterOptions): Promise<Cluster> {
       const dbPath = join(dir, `${name}.db`);
       const { mkdir } = await import('node:fs/promises');
       await mkdir(join(dir, name), { recursive: true });
-      // The agent's MIGRATIONS may already include the file sync migration.
-      const store = new Store(dbPath, MIGRATIONS.some((m) => m.version === FILESYNC_MIGRATION.version) ? MIGRATIONS : [...MIGRATIONS, FILESYNC_MIGRATION]);
+      const store = new Store(dbPath, MIGRATIONS);
       const t = tls.get(name)!;
       const bus = new EventBus();
       const events: BusEvent[] = [];

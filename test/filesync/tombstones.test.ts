@@ -55,6 +55,30 @@ test('a tombstone is purged once every member has the delete; a member offline m
   }
 });
 
+test('confirmations survive a restart: with every peer offline, a node still purges a tombstone they confirmed', async () => {
+  const c = await makeCluster({ names: ['a', 'b', 'c'], watch: false, tree: { tombstoneMinAgeMs: 10_000, tombstoneMaxAgeMs: 3_600_000 } });
+  try {
+    for (const n of ['a', 'b', 'c']) await c.start(n);
+    await writeFile(join(c.node('a').root, 'gone.txt'), 'to be deleted');
+    await c.node('a').svc.scanNow('www');
+    await waitFor('b and c have gone.txt', async () => (await exists(c, 'b', 'gone.txt')) && (await exists(c, 'c', 'gone.txt')));
+    await unlink(join(c.node('a').root, 'gone.txt'));
+    await c.node('a').svc.scanNow('www');
+    await waitFor('b and c applied the delete', async () => !(await exists(c, 'b', 'gone.txt')) && !(await exists(c, 'c', 'gone.txt')));
+    await rounds(c, 'a', 'b', 2);
+    await rounds(c, 'a', 'c', 2);
+    assert.equal(rec(c, 'a', 'gone.txt')?.deleted, true, 'younger than the minimum age: kept');
+    await c.stop('b');
+    await c.stop('c');
+    await c.stop('a');
+    await c.start('a');
+    // Nobody can confirm anything now: only what a stored lets it purge.
+    await waitFor('a purged the tombstone once old enough', () => rec(c, 'a', 'gone.txt') === undefined, 30_000);
+  } finally {
+    await c.close();
+  }
+});
+
 test('past tombstone_max_age a tombstone is purged even unconfirmed; a member offline longer brings the file back', async () => {
   const c = await makeCluster({ names: ['a', 'b'], watch: false, tree: { tombstoneMinAgeMs: 500, tombstoneMaxAgeMs: 1500 } });
   try {
