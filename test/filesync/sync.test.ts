@@ -193,6 +193,10 @@ test('watcher events narrow the scan to where they happened: add, chmod, directo
     assert.equal(await c.node('a').svc.scanNow('www'), 0);
     assert.equal(c.node('a').svc.status('www')[0]!.lastScan!.scoped, false);
     assert.equal(c.node('a').svc.status('www')[0]!.entries, c.node('b').svc.status('www')[0]!.entries);
+    // Deleting most of the tree is still held by the mass-delete guard (its share is of the whole index).
+    for (const d of ['d0', 'd1', 'd2', 'd3', 'd4', 'd6', 'd8']) await rm(join(a, d), { recursive: true });
+    await waitFor('a paused the tree', () => c.node('a').svc.status('www')[0]!.paused?.startsWith('mass-delete') === true);
+    assert.equal(await read(c, 'b', 'd0/f0'), 'file 0/0', 'b keeps its files');
   } finally {
     await c.close();
   }
