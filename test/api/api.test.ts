@@ -1,7 +1,7 @@
 /** The local API's access rules: Unix socket 0600 for the owner, TCP only with bearer tokens of the right role. */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalApi } from '../../src/api/server.ts';
@@ -23,7 +23,10 @@ api.addRoutes((app) => {
   app.post('/v1/thing', { config: { role: 'operator' } }, async (req) => ({ changed: true, caller: req.caller }));
 });
 await api.start();
-after(() => api.stop());
+after(async () => {
+  await api.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 const url = `http://127.0.0.1:${api.tcpAddress?.port}`;
 
 test('the Unix socket is owner-only and needs no token', async () => {

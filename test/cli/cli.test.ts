@@ -1,13 +1,14 @@
 /** The real `multiall` CLI as a user runs it: exit codes, precise config errors, security commands. */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, statSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, statSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { runCli } from '../../src/harness/cluster.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'multiall-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('--help works everywhere and exits 0; unknown commands and options exit 2', async () => {
   for (const args of [['--help'], ['config', '--help'], ['config', 'check', '--help'], ['ca', 'issue', '--help'], ['failover', 'switch', '--help'], ['keys', '--help']]) {

@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync, writeFileSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, writeFileSync, unlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../../src/harness/cluster.ts';
@@ -24,6 +24,7 @@ before(async () => {
 });
 after(async () => {
   await c?.destroy();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('receivers mirror the source; their local changes are reverted and never reach it', async () => {

@@ -7,7 +7,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, statSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canRunAgentAs, waitFor } from '../../src/harness/cluster.ts';
@@ -35,6 +35,7 @@ before(async () => {
 });
 after(async () => {
   await c?.destroy();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const content = (n: string, f: string) => (existsSync(join(tree(n), f)) ? readFileSync(join(tree(n), f), 'utf8') : null);

@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, statSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, existsSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -38,6 +38,7 @@ before(async () => {
 });
 after(async () => {
   await c?.destroy();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Writes a large random file on r1 and waits until r2's partial of it holds a third. */

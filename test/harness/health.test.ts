@@ -46,6 +46,7 @@ before(async () => {
 });
 after(async () => {
   await c?.destroy();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('an unhealthy member is seen as CRITICAL everywhere and is not elected', async () => {

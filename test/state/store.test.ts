@@ -1,6 +1,6 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -10,7 +10,15 @@ import { MIGRATIONS } from '../../src/state/migrations.ts';
 const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
 import { acquireLock, LockError } from '../../src/state/lock.ts';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'multiall-state-'));
+const dirs: string[] = [];
+const tmp = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'multiall-state-'));
+  dirs.push(d);
+  return d;
+};
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 test('migrations apply once and record their versions', () => {
   const dir = tmp();
