@@ -60,8 +60,11 @@ test('watcher: a window reports where its events were (changed entries; created,
   });
 });
 
-test('watcher: a burst that fills the inotify queue while the event loop is busy is reported and asks for a whole-tree scan', async () => {
-  const capacity = Number.parseInt(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'), 10);
+const capacity = Number.parseInt(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'), 10);
+
+test('watcher: a burst that fills the inotify queue while the event loop is busy is reported and asks for a whole-tree scan', {
+  skip: capacity > 200_000 && `fs.inotify.max_queued_events is ${capacity}: too many files to create for an overflow`,
+}, async () => {
   await withTempDir(async (dir) => {
     await watching(dir, async (w) => {
       // Synchronously (nothing reads the queue meanwhile): more creations than the queue holds.
