@@ -221,7 +221,7 @@ export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile
         const want: Expected = { sha256: Buffer.from(f.hash, 'hex'), offset: f.offset };
         // A resuming receiver has the first f.offset bytes: for a delta they are only hashed here, for END.
         const prefix = file.data === undefined && sig !== null && f.offset > 0 ? await readPrefix(file.fh, Math.min(f.offset, file.size)) : undefined;
-        const ops = file.data !== undefined ? bufferOps(file.data, want) : sig === null ? wholeFileOps(file.fh, file.size, want) : delta(sig, file.fh, prefix);
+        const ops = file.data !== undefined ? bufferOps(file.data, want) : sig === null ? wholeFileOps(file.fh, file.size, want) : delta(sig, file.fh, prefix, prefix === undefined ? want.sha256 : undefined);
         for await (const op of ops) {
           if (op.type === 'literal' && op.data.length >= GATHER_BYTES) {
             // A big literal goes out in its own message, header and data framed without joining

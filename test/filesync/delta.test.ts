@@ -221,6 +221,12 @@ test('delta from a stream equals delta from the file; patch without basis create
       for (let o = 0; o < next.length; o += 777) yield next.subarray(o, o + 777);
     }
     assert.deepEqual(await collect(delta(sig, chunks())), await collect(delta(sig, join(dir, 'new'))));
+    // A caller that knows the new file's SHA-256 (the index) gets the same ops, END carrying it.
+    const hashed = await collect(delta(sig, join(dir, 'new')));
+    const known = hashed.at(-1)!.type === 'end' ? (hashed.at(-1) as { sha256: Uint8Array }).sha256 : new Uint8Array(0);
+    assert.deepEqual(await collect(delta(sig, join(dir, 'new'), undefined, known)), hashed);
+    const told = await collect(delta(sig, join(dir, 'new'), undefined, new Uint8Array(32).fill(9)));
+    assert.deepEqual(told.at(-1), { type: 'end', size: next.length, sha256: new Uint8Array(32).fill(9) }, 'END says what the caller knows');
 
     const empty = await signature(join(dir, 'nothing-yet'), { blockSize: 512 }).catch(() => null);
     assert.equal(empty, null, 'missing basis file is an error, not an empty signature');

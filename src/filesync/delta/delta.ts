@@ -5,6 +5,9 @@
  * chunks of at most MAX_LITERAL bytes, then END with the new file's size and SHA-256.
  * `prefix`: the source starts after bytes the receiver already has (a resumed transfer); they
  * are already in `prefix.sha` and count in END's size, so END still describes the whole file.
+ * `knownSha256`: the new file's SHA-256 as the caller already knows it (the sender's index, as
+ * for a whole-file send): END carries it and the bytes are not hashed again here (the receiver
+ * hashes what it rebuilds, so a file that changed since fails there).
  * Memory: one buffer of ~1 MiB + blockSize + MAX_LITERAL, whatever the file size.
  */
 import { createHash } from 'node:crypto';
@@ -19,7 +22,7 @@ import { checkSignature } from './validate.ts';
 
 const READ_CHUNK = 1 << 20;
 
-export async function* delta(sig: Signature, src: ByteSource, prefix?: { sha: Hash; size: number }): AsyncGenerator<DeltaOp> {
+export async function* delta(sig: Signature, src: ByteSource, prefix?: { sha: Hash; size: number }, knownSha256?: Uint8Array): AsyncGenerator<DeltaOp> {
   checkSignature(sig);
   const bs = sig.blockSize;
   const sl = sig.strongLen;
@@ -57,7 +60,7 @@ export async function* delta(sig: Signature, src: ByteSource, prefix?: { sha: Ha
     return true;
   };
 
-  const sha = prefix?.sha ?? createHash('sha256');
+  const sha = knownSha256 === undefined ? (prefix?.sha ?? createHash('sha256')) : null;
   const buf = new Uint8Array(READ_CHUNK + bs + MAX_LITERAL);
   let len = 0; // valid bytes in buf
   let pos = 0; // window start
@@ -100,7 +103,7 @@ export async function* delta(sig: Signature, src: ByteSource, prefix?: { sha: Ha
       const want = buf.length - len;
       const got = await reader.read(buf, len, want);
       if (got < want) eof = true; // readers return short only at end of data
-      sha.update(buf.subarray(len, len + got));
+      sha?.update(buf.subarray(len, len + got));
       len += got;
       total += got;
     };
@@ -190,7 +193,7 @@ export async function* delta(sig: Signature, src: ByteSource, prefix?: { sha: Ha
       addLiteral(lit, len);
     }
     flushCopy();
-    q.push({ type: 'end', size: total, sha256: new Uint8Array(sha.digest()) });
+    q.push({ type: 'end', size: total, sha256: knownSha256 ?? new Uint8Array(sha!.digest()) });
     yield* q;
   } finally {
     await reader.close();
