@@ -241,7 +241,8 @@ export class ClusterServices {
     // Lifeguard local health: a starved event loop stretches our own timeouts instead of making
     // us accuse healthy peers.
     this.#lag = new EventLoopLagMonitor({ setExternal: (p) => this.memberlist.setHealthPenalty(p) }, this.memberlist.config.probeTimeout);
-    this.#joinLoop(0);
+    const known = storedKnown(this.agent); // read once: the list changes while we join
+    this.#joinLoop([...new Set([...this.agent.config.join, ...known])], known.length, 0);
   }
 
   /**
@@ -249,18 +250,16 @@ export class ClusterServices {
    * node whose seeds are gone, or that has none, e.g. the one the others joined, is back at once
    * instead of waiting for another member's reconnect), retrying with backoff until one answers.
    */
-  #joinLoop(attempt: number): void {
-    const known = storedKnown(this.agent);
-    const seeds = [...new Set([...this.agent.config.join, ...known])];
+  #joinLoop(seeds: string[], known: number, attempt: number): void {
     if (seeds.length === 0) return;
     const run = async () => {
       try {
         const n = await this.memberlist.join(seeds);
-        this.agent.logger.info({ reached: n, seeds, known: known.length }, 'joined the cluster');
+        this.agent.logger.info({ reached: n, seeds, known }, 'joined the cluster');
       } catch (err) {
         const delay = Math.min(30_000, 500 * 2 ** attempt);
         this.agent.logger.warn({ err: (err as Error).message, retryInMs: delay }, 'join failed; retrying');
-        this.#joinTimer = setTimeout(() => this.#joinLoop(attempt + 1), delay);
+        this.#joinTimer = setTimeout(() => this.#joinLoop(seeds, known, attempt + 1), delay);
       }
     };
     void run();

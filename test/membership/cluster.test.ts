@@ -218,24 +218,37 @@ test('members that hear of a suspicion probe the suspect at once: about k+1 of t
   assert.ok(extra >= 1 && extra <= 27, `${extra} out-of-turn probes for 3 suspicions`);
 });
 
+/**
+ * A converged 30-member cluster (virtual time, `seed`) in which n3 crashes and `runMs` pass: when
+ * it was first suspected (ms after the crash) and how many failures were declared about others.
+ */
+async function crashOfN3(seed: number, runMs: number, opts: { clockSkew?: number } = {}): Promise<{ c: SimCluster; suspectedAfter: number; falsePositives: number }> {
+  let suspectedAt = Infinity;
+  let falsePositives = 0;
+  const c = new SimCluster({
+    size: 30, seed, ...opts,
+    onEvent: (_i, ev) => {
+      if (ev.kind === 'suspect' && ev.member.name === 'n3') suspectedAt = Math.min(suspectedAt, c.clock.now());
+      if (ev.kind === 'failed' && ev.member.name !== 'n3') falsePositives++;
+    },
+  });
+  await c.startAll();
+  c.bootstrapConverged();
+  await c.run(5000 + seed * 37);
+  const t0 = c.clock.now();
+  await c.kill(3);
+  await c.run(runMs);
+  return { c, suspectedAfter: suspectedAt - t0, falsePositives };
+}
+
 test('every member is probed about once per probe interval: a crash is suspected within 3 intervals, whatever the seed', async () => {
   // With independent random probe orders, the probes a member receives are a Poisson process
   // (one per interval on average): in ~13 % of crashes nobody probed the victim for 2 intervals.
   const late: string[] = [];
   for (let seed = 1; seed <= 20; seed++) {
-    let suspectedAt = Infinity;
-    const c = new SimCluster({
-      size: 30, seed,
-      onEvent: (_i, ev) => { if (ev.kind === 'suspect' && ev.member.name === 'n3') suspectedAt = Math.min(suspectedAt, c.clock.now()); },
-    });
-    await c.startAll();
-    c.bootstrapConverged();
-    await c.run(5000 + seed * 37);
-    const t0 = c.clock.now();
-    await c.kill(3);
-    await c.run(5000);
+    const { suspectedAfter } = await crashOfN3(seed, 5000);
     // Next scheduled probe ≤ 2 intervals away, then the failed probe takes 1 interval.
-    if (suspectedAt - t0 > 3000 + 50) late.push(`seed ${seed}: ${Math.round(suspectedAt - t0)} ms`);
+    if (suspectedAfter > 3000 + 50) late.push(`seed ${seed}: ${Math.round(suspectedAfter)} ms`);
   }
   assert.deepEqual(late, []);
 });
@@ -245,22 +258,8 @@ test('with members\' clocks off by up to ±60 s (no NTP) the schedule degrades t
   // 1.5 / 4.5 s at ±5 s, 1.6 / 7.9 s at ±60 s — memberlist's random orders give the same tail.
   const slow: string[] = [];
   for (let seed = 1; seed <= 12; seed++) {
-    let suspectedAt = Infinity;
-    let falsePositives = 0;
-    const c = new SimCluster({
-      size: 30, seed, clockSkew: 60_000,
-      onEvent: (_i, ev) => {
-        if (ev.kind === 'suspect' && ev.member.name === 'n3') suspectedAt = Math.min(suspectedAt, c.clock.now());
-        if (ev.kind === 'failed' && ev.member.name !== 'n3') falsePositives++;
-      },
-    });
-    await c.startAll();
-    c.bootstrapConverged();
-    await c.run(5000 + seed * 37);
-    const t0 = c.clock.now();
-    await c.kill(3);
-    await c.run(40_000);
-    if (suspectedAt - t0 > 10_000) slow.push(`seed ${seed}: suspected after ${Math.round(suspectedAt - t0)} ms`);
+    const { c, suspectedAfter, falsePositives } = await crashOfN3(seed, 40_000, { clockSkew: 60_000 });
+    if (suspectedAfter > 10_000) slow.push(`seed ${seed}: suspected after ${Math.round(suspectedAfter)} ms`);
     assert.equal(falsePositives, 0, `seed ${seed}`);
     for (let i = 0; i < 30; i++) if (i !== 3) assert.equal(c.members[i]?.member('n3')?.state, 'dead', `seed ${seed}: member ${i}`);
   }

@@ -245,9 +245,10 @@ export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanRe
   }
   if (include !== null) throw new FileSyncError('E_ARG', 'a scoped scan cannot apply include rules (they need whole directories)');
   // Places in order, none below a tree already walked; none reserved or below an excluded directory.
-  const places = [...new Set([...scope.paths, ...scope.trees])].sort().filter((rel) => {
+  const trees = [...scope.trees];
+  const places = [...new Set([...scope.paths, ...trees])].sort().filter((rel) => {
     if (rel === '') return false; // the root's own entry is not indexed
-    if ([...scope.trees].some((t) => t !== rel && rel.startsWith(`${t}/`))) return false;
+    if (trees.some((t) => t !== rel && rel.startsWith(`${t}/`))) return false;
     const parts = rel.split('/');
     if (isReserved(rel, parts.at(-1)!)) {
       if (isPartialName(parts.at(-1)!)) res.partials.push(rel);
