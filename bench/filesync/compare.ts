@@ -27,15 +27,16 @@
  * (bytes_sent + bytes_received of the client end), before/after each case.
  * Each case runs `runs` times (fresh data); medians are reported. Last line: JSON.
  */
-import { execFile, fork, spawn } from 'node:child_process';
+import { execFile, fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { benchArgs, numberArg, usageError } from '../args.ts';
+import { startRsyncDaemon } from './rsyncd.ts';
+import { holdFreedMemory, settle } from './memory.ts';
 import { pseudoRandom } from '../../test/filesync/helpers.ts';
 import { makePki, type Pki } from '../../test/security/pki.ts';
 import type { Member } from '../../src/filesync/service.ts';
@@ -285,47 +286,6 @@ function milestones(log: Record<string, unknown>[], t0: number, endMs: number): 
 }
 const timelines: Result[] = [];
 
-/**
- * Same start for both sides: memory for the receiver's page cache made warm, then dirty pages
- * written back so the timed part starts from a quiet disk.
- * Why warm: on a VM with free page reporting (virtio-balloon), memory the guest freed goes back
- * to the host within seconds, and the next page-cache write into it faults on the host: 1 GiB
- * written in 1.8 s "cold" vs 0.26 s right after the same amount was freed. Without this, whoever
- * runs right after the other side's cleanup gets warm pages (rsync did, in this script's order).
- * A scratch file of `bytes` (the data set plus a margin) is written and removed just before.
- */
-async function settle(bytes: number): Promise<void> {
-  const scratch = join(tmpdir(), `multiall-fsbench-warm-${process.pid}`);
-  const fh = await open(scratch, 'w');
-  try {
-    const chunk = Buffer.alloc(8 << 20);
-    for (let off = 0; off < bytes; off += chunk.length) await fh.write(chunk, 0, chunk.length, off);
-  } finally {
-    await fh.close();
-    await rm(scratch, { force: true });
-  }
-  await run('sync');
-}
-/**
- * Free page reporting hands memory the guest freed back to the host at once (min_free_ms 0 on
- * this VM), so the warm-up above would stay warm only for whoever is quick. Unless --no-hold,
- * freed memory is kept in the guest for 5 minutes during the run (restored at exit): every
- * side then writes its page cache into warm memory, as on a server without a balloon.
- */
-const HOLD = '/sys/module/page_reporting/parameters/min_free_ms';
-function holdFreedMemory(): void {
-  let before: string;
-  try {
-    before = readFileSync(HOLD, 'utf8').trim();
-    writeFileSync(HOLD, '300000'); // the largest value this kernel accepts is below 600000
-  } catch {
-    return; // not a VM with free page reporting, or not root
-  }
-  console.error(`holding freed memory in the guest during the run (${HOLD} ${before} → 300000)`);
-  const restore = (): void => writeFileSync(HOLD, before);
-  process.on('exit', restore);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
-}
 if (!opt['no-hold']) holdFreedMemory();
 /** Bytes of the generated data set. */
 const DATA_BYTES = SMALL * 2048 + LARGE * LARGE_BYTES;
@@ -417,17 +377,9 @@ async function benchRsync(): Promise<Result> {
   await mkdir(dst, { recursive: true });
   await mkdir(dstFsync, { recursive: true });
   await generate(src);
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const conf = join(base, 'rsyncd.conf');
-  await writeFile(conf, `port = ${port}\naddress = 127.0.0.1\nuse chroot = no\npid file = ${join(base, 'rsyncd.pid')}\n[m]\n  path = ${dst}\n  read only = no\n  uid = ${process.getuid?.() ?? 0}\n  gid = ${process.getgid?.() ?? 0}\n[f]\n  path = ${dstFsync}\n  read only = no\n  uid = ${process.getuid?.() ?? 0}\n  gid = ${process.getgid?.() ?? 0}\n`);
-  const daemon = spawn('rsync', ['--daemon', '--no-detach', `--config=${conf}`], { stdio: 'ignore' });
+  const daemon = await startRsyncDaemon(base, { m: dst, f: dstFsync });
   try {
-    const end = Date.now() + 10_000;
-    while (!(await run('rsync', [`rsync://127.0.0.1:${port}/`]).then(() => true, () => false))) {
-      if (Date.now() > end) throw new Error('rsync daemon did not start');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const url = `rsync://127.0.0.1:${port}/m/`;
+    const url = daemon.url('m');
     await settle(WARM_BYTES);
     let t = performance.now();
     const r1 = await run('rsync', ['-a', '--stats', `${src}/`, url], { maxBuffer: 1 << 24 });
@@ -435,7 +387,7 @@ async function benchRsync(): Promise<Result> {
     // Durability like MultiAll's (every file fsynced): a reference column, not the target.
     await settle(WARM_BYTES);
     t = performance.now();
-    await run('rsync', ['-a', '--fsync', `${src}/`, `rsync://127.0.0.1:${port}/f/`], { maxBuffer: 1 << 24 });
+    await run('rsync', ['-a', '--fsync', `${src}/`, daemon.url('f')], { maxBuffer: 1 << 24 });
     const initialFsyncMs = performance.now() - t;
     if (INITIAL_ONLY) return { initialMs, initialBytes: rsyncBytes(r1.stdout), initialFsyncMs };
     await flipMiddle(join(src, 'large1.bin'));
@@ -449,7 +401,7 @@ async function benchRsync(): Promise<Result> {
     const smallChangeMs = performance.now() - t;
     return { initialMs, initialBytes: rsyncBytes(r1.stdout), initialFsyncMs, editMs, editBytes: rsyncBytes(r2.stdout), smallChangeMs };
   } finally {
-    daemon.kill();
+    daemon.stop();
     await rm(base, { recursive: true, force: true });
   }
 }

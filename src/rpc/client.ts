@@ -7,11 +7,12 @@
  * Public: RpcClientPool, PeerAddress, CallOptions. Depends on: security/tls.ts, connection.ts,
  * frame.ts, errors.ts, events/bus.ts, log/logger.ts.
  */
-import { connect, type TLSSocket } from 'node:tls';
+import type { OnReadOpts } from 'node:net';
+import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { EventBus } from '../events/bus.ts';
 import type { Logger } from '../log/logger.ts';
 import { clientTlsOptions, describeTlsError, type TlsMaterial } from '../security/tls.ts';
-import { Connection, RpcStream } from './connection.ts';
+import { Connection, ReusedReadBuffer, RpcStream } from './connection.ts';
 import { ErrorCodes, ProtocolError, RpcError } from './errors.ts';
 import { DEFAULT_MAX_FRAME_BYTES, MAX_ID, PROTOCOL_VERSION, type Message } from './frame.ts';
 
@@ -53,10 +54,11 @@ class ClientConn {
   readonly #streams = new Map<number, RpcStream>();
   #nextId = 0;
 
-  constructor(socket: TLSSocket, peer: PeerAddress, opts: RpcClientPoolOptions, log: Logger, onMessage0: (msg: Message) => void, onClose: (c: ClientConn, err: RpcError | undefined) => void) {
+  constructor(socket: TLSSocket, reads: ReusedReadBuffer, peer: PeerAddress, opts: RpcClientPoolOptions, log: Logger, onMessage0: (msg: Message) => void, onClose: (c: ClientConn, err: RpcError | undefined) => void) {
     this.address = `${peer.host}:${peer.port}`;
     this.conn = new Connection({
       socket,
+      reads,
       peer: peer.name,
       logger: log,
       maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
@@ -264,12 +266,16 @@ export class RpcClientPool {
       let client: ClientConn | undefined;
       let secure = false;
       const local = this.#opts.localAddress;
-      const socket = connect({
+      const reads = new ReusedReadBuffer();
+      // tls.connect takes net's `onread` (Node.js ≥ 15); @types/node only declares it for net.
+      const options: ConnectionOptions & { onread: OnReadOpts } = {
         host: peer.host,
         port: peer.port,
+        onread: { buffer: reads.buffer, callback: reads.callback },
         ...(local && local !== '0.0.0.0' && local !== '::' ? { localAddress: local } : {}),
         ...clientTlsOptions(this.#opts.tls, peer.name),
-      });
+      };
+      const socket = connect(options);
       const fail = (err: RpcError): void => {
         if (settled) return;
         settled = true;
@@ -295,6 +301,7 @@ export class RpcClientPool {
         secure = true;
         client = new ClientConn(
           socket,
+          reads,
           peer,
           this.#opts,
           this.#log,

@@ -20,8 +20,39 @@ export interface ConnectionOptions {
   /** Send a ping after this long without inbound traffic; dead after 3 such periods (0 = off). */
   keepaliveMs: number;
   onMessage: (msg: Message, size: number) => void;
+  /** The socket reads into this reused buffer (it was made with `onread`) instead of emitting 'data'. */
+  reads?: ReusedReadBuffer;
   /** Called once when the socket is gone; `err` says why if it was not a clean close. */
   onClose: (err: RpcError | undefined) => void;
+}
+
+/** Size of a connection's reused read buffer: several TLS records per callback. */
+const READ_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * A client socket's read buffer (tls.connect's `onread`): decrypted bytes land in one buffer,
+ * reused for every read, instead of a new Buffer per TLS record and a trip through the socket's
+ * stream machinery — at bulk rates (file sync) that halves the receiving side's CPU for TLS and
+ * takes a gigabyte of short-lived buffers per gigabyte off the garbage collector. The Connection
+ * attaches its decoder, which copies what it keeps. Bytes read before that are copied and replayed.
+ */
+export class ReusedReadBuffer {
+  readonly buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  #sink: ((chunk: Buffer) => void) | undefined;
+  #early: Buffer[] = [];
+
+  /** For `onread.callback`: never pauses the socket itself (the Connection does, with pause()). */
+  readonly callback = (n: number, buf: Uint8Array): boolean => {
+    const chunk = Buffer.from(buf.buffer, buf.byteOffset, n);
+    if (this.#sink !== undefined) this.#sink(chunk);
+    else this.#early.push(Buffer.from(chunk));
+    return true;
+  };
+
+  attach(sink: (chunk: Buffer) => void): void {
+    this.#sink = sink;
+    for (const c of this.#early.splice(0)) sink(c);
+  }
 }
 
 export class Connection {
@@ -50,7 +81,8 @@ export class Connection {
     this.socket.setNoDelay(true);
     // Kernel keepalive catches dead peers even while we deliberately stop reading.
     this.socket.setKeepAlive(true, 15_000);
-    this.socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    if (opts.reads !== undefined) opts.reads.attach((chunk) => this.#onData(chunk, true));
+    else this.socket.on('data', (chunk: Buffer) => this.#onData(chunk, false));
     this.socket.on('drain', () => this.#settleDrain());
     this.socket.on('error', (err) => {
       if (!this.#closeError) this.#closeError = new RpcError(ErrorCodes.connectionClosed, `connection to ${this.peer} failed: ${err.message}`);
@@ -149,11 +181,11 @@ export class Connection {
     return this.#closeError ?? new RpcError(ErrorCodes.connectionClosed, `connection to ${this.peer} closed`);
   }
 
-  #onData(chunk: Buffer): void {
+  #onData(chunk: Buffer, transient: boolean): void {
     this.#idleTicks = 0;
     let frames;
     try {
-      frames = this.#decoder.push(chunk);
+      frames = this.#decoder.push(chunk, transient);
     } catch (err) {
       const pe = err as ProtocolError;
       this.#log.warn({ peer: this.peer, reason: pe.reason, err: pe.message }, 'rpc malformed frame: closing connection');

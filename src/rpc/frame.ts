@@ -166,6 +166,10 @@ export function encodeFrame(msg: Message, maxFrameBytes = DEFAULT_MAX_FRAME_BYTE
  * Streaming decoder. Memory stays below HEADER_BYTES + maxFrameBytes + the last chunk: the length
  * is checked as soon as the header is complete, before any of the body is kept. After an error
  * the decoder stays failed (the stream has lost sync and cannot be trusted).
+ * A chunk pushed as `transient` (a read buffer the socket reuses, see ReusedReadBuffer) is not
+ * referenced after push() returns: a frame's body is copied into a buffer of its announced
+ * size (allocated once its header is complete, so at most maxFrameBytes per connection), and
+ * the messages decoded from it point into that copy.
  */
 export class FrameDecoder {
   readonly maxFrameBytes: number;
@@ -189,11 +193,14 @@ export class FrameDecoder {
     return this.#buffered + this.#asmLen;
   }
 
-  /** Feed bytes; returns every message completed by them. Throws ProtocolError. */
-  push(chunk: Uint8Array): Frame[] {
+  /**
+   * Feed bytes; returns every message completed by them. Throws ProtocolError. `transient`: the
+   * caller reuses `chunk`'s memory after this call (nothing of it is kept or returned).
+   */
+  push(chunk: Uint8Array, transient = false): Frame[] {
     if (this.#failed) throw this.#failed;
     try {
-      return this.#push(chunk);
+      return this.#push(chunk, transient);
     } catch (err) {
       this.#failed = err instanceof ProtocolError ? err : new ProtocolError('internal', (err as Error).message);
       this.#chunks = [];
@@ -213,7 +220,7 @@ export class FrameDecoder {
     }
   }
 
-  #push(chunk: Uint8Array): Frame[] {
+  #push(chunk: Uint8Array, transient: boolean): Frame[] {
     if (chunk.length > 0) {
       this.#chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
       this.#buffered += chunk.length;
@@ -230,7 +237,8 @@ export class FrameDecoder {
       const size = this.#need;
       // A body dribbled in many tiny chunks (e.g. 1-byte TLS records) would cost far more in
       // per-chunk overhead than in bytes: assemble it in one buffer of the announced size instead.
-      if (this.#asm === undefined && this.#chunks.length > MAX_PENDING_CHUNKS && this.#buffered < size) {
+      // Transient chunks cannot be kept: an incomplete body is always assembled.
+      if (this.#asm === undefined && (transient || this.#chunks.length > MAX_PENDING_CHUNKS) && this.#buffered < size) {
         this.#asm = Buffer.allocUnsafe(size);
         this.#asmLen = 0;
       }
@@ -246,6 +254,8 @@ export class FrameDecoder {
       } else {
         if (this.#buffered < size) break;
         body = this.#take(size);
+        // Decoded binaries are views of the body: it must outlive the caller's buffer.
+        if (transient && body.buffer === chunk.buffer) body = Buffer.from(body);
       }
       this.#need = -1;
       let value: unknown;
@@ -256,6 +266,8 @@ export class FrameDecoder {
       }
       out.push({ msg: validateMessage(value), size });
     }
+    // What is left is part of a header (a body in progress went into #asm): at most 3 bytes.
+    if (transient && this.#chunks.length > 0) this.#chunks = [Buffer.concat(this.#chunks)];
     return out;
   }
 

@@ -71,6 +71,66 @@ test('valid frames survive any chunking', () => {
   );
 });
 
+/**
+ * Feeds chunks as a socket with a reused read buffer does (tls.connect's onread): each chunk is
+ * copied into one shared buffer, pushed as transient, and the buffer is then overwritten, so a
+ * decoder or message still pointing into it would show garbage by the end.
+ */
+function feedTransient(dec: FrameDecoder, chunks: Buffer[], reused: Buffer): { msgs: Message[]; error?: ProtocolError } {
+  const msgs: Message[] = [];
+  for (const c of chunks) {
+    for (let off = 0; off < c.length || off === 0; off += reused.length) {
+      const n = c.copy(reused, 0, off, Math.min(c.length, off + reused.length));
+      try {
+        msgs.push(...dec.push(reused.subarray(0, n), true).map((f) => f.msg));
+      } catch (err) {
+        if (err instanceof ProtocolError) return { msgs, error: err };
+        throw err;
+      }
+      reused.fill(0xa5);
+      assert.ok(dec.bufferedBytes <= 4 + dec.maxFrameBytes, `buffered ${dec.bufferedBytes} > limit`);
+      if (c.length === 0) break;
+    }
+  }
+  return { msgs };
+}
+
+test('transient chunks (a reused read buffer): the same messages, nothing points into the buffer', () => {
+  fc.assert(
+    fc.property(fc.array(message, { minLength: 1, maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), fc.integer({ min: 1, max: 512 }), (msgs, cuts, bufSize) => {
+      const wire = Buffer.concat(msgs.map((m) => encodeFrame(m, MAX)));
+      const dec = new FrameDecoder({ maxFrameBytes: MAX });
+      const { msgs: got, error } = feedTransient(dec, chunk(wire, cuts), Buffer.alloc(bufSize));
+      assert.equal(error, undefined);
+      assert.deepEqual(got, msgs);
+      assert.equal(dec.bufferedBytes, 0);
+      dec.end();
+    }),
+    { numRuns: 300 },
+  );
+  // Bulk data frames (binary bodies of 64 KiB and more, framed by hand) arriving in TLS-record-sized reads.
+  const big = 1 << 20;
+  const bodies = [70_000, 65_536, 300_000, 5].map((n, i) => Buffer.alloc(n, i + 1));
+  const bulk: Message[] = bodies.map((b, i) => ({ t: 'data', id: i + 1, body: b }));
+  const wire = Buffer.concat(bulk.map((m) => encodeFrame(m, big)));
+  for (const bufSize of [16_384, 65_536, 1_000]) {
+    const { msgs: got, error } = feedTransient(new FrameDecoder({ maxFrameBytes: big }), chunk(wire, [3, 70_010, 70_011, 200_000]), Buffer.alloc(bufSize));
+    assert.equal(error, undefined);
+    assert.deepEqual(got.map((m) => (m as { body: Buffer }).body), bodies);
+  }
+});
+
+test('transient chunks of random bytes: messages or ProtocolError only, memory bounded', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 2000 }), fc.array(fc.nat(), { maxLength: 10 }), fc.integer({ min: 1, max: 256 }), (bytes, cuts, bufSize) => {
+      const dec = new FrameDecoder({ maxFrameBytes: MAX });
+      const { error } = feedTransient(dec, chunk(Buffer.from(bytes), cuts), Buffer.alloc(bufSize));
+      if (error) assert.throws(() => dec.push(Buffer.from([0]), true), ProtocolError, 'decoder stays failed');
+    }),
+    { numRuns: 2000 },
+  );
+});
+
 test('random bytes give messages or ProtocolError, never another exception, memory bounded', () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 2000 }), fc.array(fc.nat(), { maxLength: 10 }), (bytes, cuts) => {

@@ -15,6 +15,11 @@ import { twoNodeFixture } from '../security/pki.ts';
 const fx = twoNodeFixture();
 const log = silentLogger();
 
+/** The 'bulk' handler's reply from byte `off` on: a different fill for every 64 KiB. */
+function replyChunk(off: number, size: number): Buffer {
+  return Buffer.alloc(Math.min(64 * 1024, size - off), (off >> 16) & 0xff);
+}
+
 async function startServer(opts: Partial<ConstructorParameters<typeof RpcServer>[0]> = {}): Promise<{ server: RpcServer; peer: PeerAddress }> {
   const server = new RpcServer({ tls: fx.web1, host: '127.0.0.1', port: 0, logger: log, ...opts });
   server.handle('echo', async (body, ctx) => ({ body, peer: ctx.peer }));
@@ -33,7 +38,7 @@ async function startServer(opts: Partial<ConstructorParameters<typeof RpcServer>
       n += (c as Buffer).length;
     }
     const reply = (ctx.body as { reply: number }).reply;
-    for (let off = 0; off < reply; off += 64 * 1024) await stream.write(Buffer.alloc(Math.min(64 * 1024, reply - off), off & 0xff));
+    for (let off = 0; off < reply; off += 64 * 1024) await stream.write(replyChunk(off, reply));
     await stream.write({ received: n, sha256: h.digest('hex'), peer: ctx.peer });
   });
   const { port } = await server.listen();
@@ -62,17 +67,21 @@ test('stream: 10 MB each way through one stream, with backpressure', async () =>
     const size = 10 * 1024 * 1024;
     const stream = await pool.openStream(peer, 'bulk', { reply: size });
     const h = createHash('sha256');
-    // Read concurrently with writing, slowly at first so the server's writer must wait for drain.
+    // Read concurrently with writing, slowly at first so that the server's writer must wait for
+    // drain and our socket (reading into one reused buffer) is paused and resumed.
     const reading = (async () => {
       let got = 0;
       let last: unknown;
       let i = 0;
+      const rh = createHash('sha256');
       for await (const c of stream) {
-        if (i++ < 20) await new Promise((r) => setImmediate(r));
-        if (Buffer.isBuffer(c)) got += c.length;
-        else last = c;
+        if (i++ < 20) await new Promise((r) => setTimeout(r, 5));
+        if (Buffer.isBuffer(c)) {
+          got += c.length;
+          rh.update(c);
+        } else last = c;
       }
-      return { got, last };
+      return { got, last, sha256: rh.digest('hex') };
     })();
     for (let off = 0; off < size; off += 256 * 1024) {
       const c = Buffer.alloc(256 * 1024, (off / 1024) & 0xff);
@@ -80,8 +89,11 @@ test('stream: 10 MB each way through one stream, with backpressure', async () =>
       await stream.write(c);
     }
     stream.end();
-    const { got, last } = await reading;
+    const { got, last, sha256 } = await reading;
     assert.equal(got, size);
+    const want = createHash('sha256');
+    for (let off = 0; off < size; off += 64 * 1024) want.update(replyChunk(off, size));
+    assert.equal(sha256, want.digest('hex'), 'the reply arrived intact');
     assert.deepEqual(last, { received: size, sha256: h.digest('hex'), peer: 'web2' });
     assert.equal(server.inFlight, 0);
   } finally {
