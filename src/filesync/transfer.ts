@@ -85,7 +85,8 @@ interface Expected {
 export async function* wholeFileOps(fh: FileHandle, size: number, want: Expected): AsyncGenerator<DeltaOp> {
   let total = Math.min(want.offset, size);
   // One buffer for the whole file: a literal's data is valid until the next op is asked for
-  // (serveFetch copies it into a frame, patch() copies it into its write buffer, before they ask).
+  // (serveFetch's write resolves once the socket has encrypted it, patch() copies it into its
+  // write buffer, before they ask).
   const buf = Buffer.allocUnsafe(Math.max(1, Math.min(READ_BUF, size - total)));
   while (total < size) {
     const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - total), total);
@@ -225,7 +226,7 @@ export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile
         for await (const op of ops) {
           if (op.type === 'literal' && op.data.length >= GATHER_BYTES) {
             // A big literal goes out in its own message, header and data framed without joining
-            // them first: its bytes are copied once, into the frame.
+            // them: the socket encrypts its bytes where they are (see encodeFrameParts).
             await flush();
             const msg = new BinParts([literalHead(op.data.length), op.data]);
             if (throttle !== undefined) await throttle.take(msg.length);

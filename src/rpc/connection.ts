@@ -9,7 +9,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log/logger.ts';
 import { ErrorCodes, ProtocolError, RpcError } from './errors.ts';
-import { encodeFrame, FrameDecoder, MAX_ID, type Message } from './frame.ts';
+import { encodeFrameParts, FrameDecoder, MAX_ID, type Message } from './frame.ts';
 
 export interface ConnectionOptions {
   socket: TLSSocket;
@@ -108,7 +108,8 @@ export class Connection {
   /** Queue a message; false means the socket buffer is full (wait with `drained()`). */
   send(msg: Message): boolean {
     if (this.#closed || this.socket.destroyed) throw this.#closedError();
-    const ok = this.socket.write(encodeFrame(msg, this.maxFrameBytes));
+    let ok = true;
+    for (const part of encodeFrameParts(msg, this.maxFrameBytes)) ok = this.socket.write(part);
     if (!ok && this.#drain === undefined) {
       let resolve!: () => void;
       let reject!: (e: Error) => void;
@@ -277,6 +278,10 @@ export class RpcStream implements AsyncIterable<unknown> {
     return this.#finished;
   }
 
+  /**
+   * A binary chunk of 64 KiB or more is written from its own memory (no copy): keep it unchanged
+   * until this resolves (then the socket has encrypted it).
+   */
   async write(chunk: unknown): Promise<void> {
     if (this.#error) throw this.#error;
     if (this.#localEnded) throw new RpcError('stream_ended', `stream ${this.id}: write after end()`);

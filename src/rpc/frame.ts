@@ -124,28 +124,36 @@ const BULK_HEAD = Buffer.from([0x83, 0xa1, 0x74, 0xa4, 0x64, 0x61, 0x74, 0x61, 0
 const BULK_BODY = Buffer.from([0xa4, 0x62, 0x6f, 0x64, 0x79, 0xc6]); // "body": bin32
 
 /**
- * Frame of {t: 'data', id, body: <binary>} written directly (id as uint32, body as bin32): one
- * copy of the body into a buffer of the exact size. msgpackr would copy it into its growing
- * target buffers, a copy more and garbage at bulk-transfer rates.
+ * Frame of {t: 'data', id, body: <binary>} written directly (id as uint32, body as bin32): the
+ * frame header and msgpack head in a buffer of their own, then the body's parts as they are. The
+ * socket encrypts each without joining them (a caller's parts must stay unchanged until its
+ * write is drained); msgpackr would copy the body into its growing target buffers, a copy more
+ * and garbage at bulk-transfer rates.
  */
-function encodeBulkData(id: number, body: Uint8Array | BinParts): Buffer {
-  const out = Buffer.allocUnsafe(HEADER_BYTES + BULK_HEAD.length + 5 + BULK_BODY.length + 4 + body.length);
-  out.writeUInt32BE(out.length - HEADER_BYTES, 0);
-  let o = HEADER_BYTES + BULK_HEAD.copy(out, HEADER_BYTES);
-  out[o++] = 0xce; // uint32
-  o = out.writeUInt32BE(id, o);
-  o += BULK_BODY.copy(out, o);
-  o = out.writeUInt32BE(body.length, o);
-  for (const p of body instanceof BinParts ? body.parts : [body]) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+function encodeBulkData(id: number, body: Uint8Array | BinParts): Uint8Array[] {
+  const head = Buffer.allocUnsafe(HEADER_BYTES + BULK_HEAD.length + 5 + BULK_BODY.length + 4);
+  head.writeUInt32BE(head.length - HEADER_BYTES + body.length, 0);
+  let o = HEADER_BYTES + BULK_HEAD.copy(head, HEADER_BYTES);
+  head[o++] = 0xce; // uint32
+  o = head.writeUInt32BE(id, o);
+  o += BULK_BODY.copy(head, o);
+  head.writeUInt32BE(body.length, o);
+  return [head, ...(body instanceof BinParts ? body.parts : [body])];
+}
+
+/**
+ * Encode one message as a frame in pieces to be written in order: one buffer, or for a bulk
+ * binary data body, a header and the body's own memory (see encodeBulkData). RpcError(too_large)
+ * if it does not fit in `maxFrameBytes`.
+ */
+export function encodeFrameParts(msg: Message, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Uint8Array[] {
+  if (msg.t === 'data' && (msg.body instanceof Uint8Array || msg.body instanceof BinParts) && msg.body.length >= BULK_BYTES && msg.body.length + 64 <= maxFrameBytes) return encodeBulkData(msg.id, msg.body);
+  return [encodeFrame(msg, maxFrameBytes)];
 }
 
 /** Encode one message as a frame; RpcError(too_large) if it does not fit in `maxFrameBytes`. */
 export function encodeFrame(msg: Message, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
-  if (msg.t === 'data' && (msg.body instanceof Uint8Array || msg.body instanceof BinParts) && msg.body.length >= BULK_BYTES && msg.body.length + 64 <= maxFrameBytes) return encodeBulkData(msg.id, msg.body);
+  if (msg.t === 'data' && (msg.body instanceof Uint8Array || msg.body instanceof BinParts) && msg.body.length >= BULK_BYTES && msg.body.length + 64 <= maxFrameBytes) return Buffer.concat(encodeBulkData(msg.id, msg.body));
   if (msg.t === 'data' && msg.body instanceof BinParts) msg = { ...msg, body: Buffer.concat(msg.body.parts) };
   if (msg.t === 'err' && msg.message.length > MAX_MESSAGE_LENGTH) msg = { ...msg, message: msg.message.slice(0, MAX_MESSAGE_LENGTH - 1) + '…' };
   let out: Buffer;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { pack } from 'msgpackr';
-import { BinParts, encodeFrame, FrameDecoder, validateMessage, type Message } from '../../src/rpc/frame.ts';
+import { BinParts, encodeFrame, encodeFrameParts, FrameDecoder, validateMessage, type Message } from '../../src/rpc/frame.ts';
 import { ProtocolError, RpcError } from '../../src/rpc/errors.ts';
 
 const MAX = 4096;
@@ -284,5 +284,21 @@ test('a BinParts body is framed as one binary of its parts, above and below the 
     const data = Buffer.alloc(n, 9);
     const frames = new FrameDecoder({ maxFrameBytes: 1 << 20 }).push(encodeFrame({ t: 'data', id: 5, body: new BinParts([head, data]) }, 1 << 20));
     assert.deepEqual(frames.map((f) => f.msg), [{ t: 'data', id: 5, body: Buffer.concat([head, data]) }]);
+  }
+});
+
+test('encodeFrameParts: a bulk body is sent from its own memory after a header; small ones as one frame', () => {
+  const max = 1 << 20;
+  const head = Buffer.from([1, 2, 3]);
+  const data = Buffer.alloc(200 * 1024, 9);
+  const parts = encodeFrameParts({ t: 'data', id: 5, body: new BinParts([head, data]) }, max);
+  assert.equal(parts.length, 3);
+  assert.equal(parts[1], head, 'the caller\'s buffers themselves, not copies');
+  assert.equal(parts[2], data);
+  assert.deepEqual(Buffer.concat(parts), encodeFrame({ t: 'data', id: 5, body: Buffer.concat([head, data]) }, max));
+  const frames = new FrameDecoder({ maxFrameBytes: max }).push(Buffer.concat(parts));
+  assert.deepEqual(frames.map((f) => f.msg), [{ t: 'data', id: 5, body: Buffer.concat([head, data]) }]);
+  for (const msg of [{ t: 'data', id: 1, body: Buffer.alloc(100) }, { t: 'res', id: 1, body: Buffer.alloc(100_000) }] as Message[]) {
+    assert.deepEqual(encodeFrameParts(msg, max), [encodeFrame(msg, max)]);
   }
 });
