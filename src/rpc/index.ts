@@ -2,7 +2,8 @@
  * RPC component: request/response and bidirectional streams between agents over mutual TLS 1.3,
  * many requests multiplexed on one connection per peer. Wire format in docs/rpc-protocol.md.
  *  - frame.ts: length-prefixed MessagePack frames, streaming decoder (fuzzed).
- *  - connection.ts: one connection (backpressure, keepalive) and RpcStream.
+ *  - connection.ts: one connection (backpressure, keepalive), RpcStream, and the client's
+ *    reused read buffer (tls onread: no Buffer per TLS record).
  *  - server.ts: RpcServer (handle / handleStream / listen / graceful close).
  *  - client.ts: RpcClientPool (call / openStream / close), one connection per peer name.
  * Depends on: security/tls.ts, events/bus.ts ('rpc.peer_refused'), log/logger.ts, msgpackr.
