@@ -33,6 +33,7 @@ import { Cluster, FAST_GOSSIP, sleep, waitFor } from '../../src/harness/cluster.
 import { claimIntervals, checkHistory } from '../../src/failover/history-checker.ts';
 import type { ClaimRecord } from '../../src/failover/election.ts';
 import { KeepalivedCluster } from './keepalived.ts';
+import { median } from '../stats.ts';
 
 const USAGE = 'node bench/failover/compare.ts [--trials 5] [--starved-minutes 10] [--skip-keepalived] [--skip-starved] [--rows default,fastgossip,fast]';
 const { values: a } = benchArgs({
@@ -74,11 +75,6 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 
 const log = (msg: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = Math.floor(s.length / 2);
-  return s.length === 0 ? NaN : s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
-};
 
 // ------------------------------------------------------------------------------------------
 // Ours.

@@ -29,7 +29,7 @@
  */
 import { execFile, fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,8 @@ import { promisify } from 'node:util';
 import { benchArgs, numberArg, usageError } from '../args.ts';
 import { startRsyncDaemon } from './rsyncd.ts';
 import { holdFreedMemory, settle } from './memory.ts';
+import { largeData } from './data.ts';
+import { median } from '../stats.ts';
 import { pseudoRandom } from '../../test/filesync/helpers.ts';
 import { makePki, type Pki } from '../../test/security/pki.ts';
 import type { Member } from '../../src/filesync/service.ts';
@@ -62,12 +64,6 @@ const LARGE = numberArg('--large', opt.large ?? String(issue ? 20 : 3), USAGE, {
 const LARGE_BYTES = opt['large-mb'] !== undefined ? numberArg('--large-mb', opt['large-mb'], USAGE, { min: 0.005, fraction: true }) * 1_000_000 : issue ? 50_000_000 : Math.max(1, Math.round(32 * scale)) * 1024 * 1024;
 const INITIAL_ONLY = opt['initial-only'];
 
-/** Deterministic incompressible bytes at memory speed (AES-128-CTR of zeros, key from the seed). */
-function largeData(size: number, seed: number): Buffer {
-  const key = createHash('sha256').update(`multiall-bench-${seed}`).digest().subarray(0, 16);
-  const c = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
-  return Buffer.concat([c.update(Buffer.alloc(size)), c.final()]);
-}
 
 async function generate(dir: string, small = SMALL, largeBytes = LARGE_BYTES, large = LARGE): Promise<void> {
   for (let i = 0; i < small; i++) {
@@ -406,11 +402,6 @@ async function benchRsync(): Promise<Result> {
   }
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const medians = (rs: Result[]): Result => Object.fromEntries(Object.keys(rs[0]!).map((k) => [k, Math.round(median(rs.map((r) => r[k]!)))]));
 
 const ours: Result[] = [];

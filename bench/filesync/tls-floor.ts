@@ -14,7 +14,7 @@
  * of Node.js TLS (+ SHA-256, + a durable write) on this machine, not MultiAll's own code.
  */
 import { execFile, fork } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -28,6 +28,8 @@ import { makePki } from '../../test/security/pki.ts';
 import { clientTlsOptions, serverTlsOptions, type TlsMaterial } from '../../src/security/tls.ts';
 import { holdFreedMemory, settle } from './memory.ts';
 import { startRsyncDaemon } from './rsyncd.ts';
+import { largeData } from './data.ts';
+import { median } from '../stats.ts';
 
 const run = promisify(execFile);
 type Mode = 'tls' | 'sha' | 'write';
@@ -113,9 +115,7 @@ if (role === '--sender' || role === '--receiver') {
     await mkdir(src);
     await mkdir(dst);
     const file = join(src, 'large.bin');
-    // Incompressible bytes at memory speed: AES-128-CTR of zeros.
-    const c = createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), Buffer.alloc(16));
-    await writeFile(file, Buffer.concat([c.update(Buffer.alloc(BYTES)), c.final()]));
+    await writeFile(file, largeData(BYTES, 1));
     const tlsOf = async (name: string): Promise<TlsMaterial> => {
       const f = await pki.files(name);
       const [ca, cert, key] = await Promise.all([readFile(f.ca, 'utf8'), readFile(f.cert, 'utf8'), readFile(f.key, 'utf8')]);
@@ -152,13 +152,9 @@ if (role === '--sender' || role === '--receiver') {
     } finally {
       daemon.stop();
     }
-    const median = (xs: number[]): number => {
-      const s = [...xs].sort((a, b) => a - b);
-      const m = s.length >> 1;
-      return Math.round(s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2);
-    };
-    const rsyncMs = median(samples.rsync!.ms);
-    const table = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, { ms: median(v.ms), cpuMs: median(v.cpuMs), ratio: Math.round((median(v.ms) / rsyncMs) * 100) / 100 }]));
+    const med = (xs: number[]): number => Math.round(median(xs));
+    const rsyncMs = med(samples.rsync!.ms);
+    const table = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, { ms: med(v.ms), cpuMs: med(v.cpuMs), ratio: Math.round((med(v.ms) / rsyncMs) * 100) / 100 }]));
     console.log(`one file of ${BYTES / 1e6} MB; medians of ${RUNS} runs; CPU = both ends, all threads (rsync: its client and the daemon's connection process)`);
     console.table(table);
     console.log(JSON.stringify({ bench: 'filesync-tls-floor', mb: BYTES / 1e6, runs: RUNS, ...table }));

@@ -42,8 +42,8 @@ export class ReusedReadBuffer {
   #early: Buffer[] = [];
 
   /** For `onread.callback`: never pauses the socket itself (the Connection does, with pause()). */
-  readonly callback = (n: number, buf: Uint8Array): boolean => {
-    const chunk = Buffer.from(buf.buffer, buf.byteOffset, n);
+  readonly callback = (n: number): boolean => {
+    const chunk = this.buffer.subarray(0, n);
     if (this.#sink !== undefined) this.#sink(chunk);
     else this.#early.push(Buffer.from(chunk));
     return true;

@@ -141,19 +141,25 @@ function encodeBulkData(id: number, body: Uint8Array | BinParts): Uint8Array[] {
   return [head, ...(body instanceof BinParts ? body.parts : [body])];
 }
 
+/** The pieces of `msg`'s frame when it is bulk data (see encodeBulkData), else undefined. */
+function bulkParts(msg: Message, maxFrameBytes: number): Uint8Array[] | undefined {
+  if (msg.t !== 'data' || !(msg.body instanceof Uint8Array || msg.body instanceof BinParts)) return undefined;
+  return msg.body.length >= BULK_BYTES && msg.body.length + 64 <= maxFrameBytes ? encodeBulkData(msg.id, msg.body) : undefined;
+}
+
 /**
  * Encode one message as a frame in pieces to be written in order: one buffer, or for a bulk
  * binary data body, a header and the body's own memory (see encodeBulkData). RpcError(too_large)
  * if it does not fit in `maxFrameBytes`.
  */
 export function encodeFrameParts(msg: Message, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Uint8Array[] {
-  if (msg.t === 'data' && (msg.body instanceof Uint8Array || msg.body instanceof BinParts) && msg.body.length >= BULK_BYTES && msg.body.length + 64 <= maxFrameBytes) return encodeBulkData(msg.id, msg.body);
-  return [encodeFrame(msg, maxFrameBytes)];
+  return bulkParts(msg, maxFrameBytes) ?? [encodeFrame(msg, maxFrameBytes)];
 }
 
 /** Encode one message as a frame; RpcError(too_large) if it does not fit in `maxFrameBytes`. */
 export function encodeFrame(msg: Message, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
-  if (msg.t === 'data' && (msg.body instanceof Uint8Array || msg.body instanceof BinParts) && msg.body.length >= BULK_BYTES && msg.body.length + 64 <= maxFrameBytes) return Buffer.concat(encodeBulkData(msg.id, msg.body));
+  const bulk = bulkParts(msg, maxFrameBytes);
+  if (bulk !== undefined) return Buffer.concat(bulk);
   if (msg.t === 'data' && msg.body instanceof BinParts) msg = { ...msg, body: Buffer.concat(msg.body.parts) };
   if (msg.t === 'err' && msg.message.length > MAX_MESSAGE_LENGTH) msg = { ...msg, message: msg.message.slice(0, MAX_MESSAGE_LENGTH - 1) + '…' };
   let out: Buffer;
