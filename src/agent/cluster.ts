@@ -127,6 +127,8 @@ export class ClusterServices {
   #meta: Record<string, unknown>;
   #joinTimer?: NodeJS.Timeout;
   #knownTimer?: NodeJS.Timeout;
+  /** The list last written (suspect/alive events change nothing in it: no identical writes). */
+  #knownSaved?: string;
   #lag?: EventLoopLagMonitor;
 
   private constructor(agent: Agent, keyringPath: string, keyring: KeyringFile) {
@@ -285,8 +287,7 @@ export class ClusterServices {
     this.#knownTimer ??= setTimeout(() => {
       this.#knownTimer = undefined;
       this.#saveKnown();
-    }, KNOWN_SAVE_MS);
-    this.#knownTimer.unref();
+    }, KNOWN_SAVE_MS).unref();
   }
 
   /** Remembers up to KNOWN_MAX live members; never an empty list (alone, the old one is kept). */
@@ -294,7 +295,10 @@ export class ClusterServices {
     if (!this.memberlist.running) return;
     const self = this.agent.config.node.name;
     const addrs = this.memberlist.liveMembers().filter((m) => m.name !== self).map((m) => m.addr).sort().slice(0, KNOWN_MAX);
-    if (addrs.length > 0) this.agent.store.kvSet(KNOWN_KEY, JSON.stringify(addrs));
+    const json = JSON.stringify(addrs);
+    if (addrs.length === 0 || json === this.#knownSaved) return;
+    this.agent.store.kvSet(KNOWN_KEY, json);
+    this.#knownSaved = json;
   }
 
   members(filter: { pool?: string; network?: string } = {}): MemberView[] {

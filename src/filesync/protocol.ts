@@ -27,7 +27,7 @@ import { FileSyncError } from './errors.ts';
 import { MAX_FILE_SIZE, MAX_SIGNATURE_BYTES } from './delta/index.ts';
 import type { EntryType } from './index/entry.ts';
 import type { FileVersion } from './resolve.ts';
-import { validOwnerName, type OwnerNames } from './owners.ts';
+import { MAX_OWNER_NAME, validOwnerName, type OwnerNames } from './owners.ts';
 import { MAX_PATH_BYTES, validatePeerPath } from './safety.ts';
 import { BUCKETS, SUMMARY_BYTES } from './buckets.ts';
 import { MAX_NODE_ID_BYTES, validateVector } from './versionvector.ts';
@@ -119,7 +119,7 @@ export function decodeEntry(v: unknown): WireVersion {
   } else if (t === 'symlink' && !deleted) wire('a live symlink needs a target');
   for (const [what, name] of [['user', user], ['group', group]] as const) {
     if (name === null) continue;
-    if (!validOwnerName(name)) wire(`entry ${what} name: null or 1..256 bytes without ':', newline or NUL`);
+    if (!validOwnerName(name)) wire(`entry ${what} name: null or 1..${MAX_OWNER_NAME} bytes without ':', newline or NUL`);
     out[what] = name;
   }
   return out;

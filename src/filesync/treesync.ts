@@ -479,11 +479,13 @@ export class TreeSync {
     if (this.#paused !== undefined) return [];
     // Include rules decide a directory by its content: those trees are always scanned whole.
     if (verify || this.cfg.include !== undefined) scope = undefined;
-    const inScope = scope === undefined ? () => true : (p: string) => scopeCovers(scope, p);
+    // The live records this scan looks at (all of them unless scoped): its baseline, and what
+    // may have been deleted. Nothing else changes the index meanwhile (#serial).
+    const scoped: IndexRecord[] = [];
+    for (const r of this.#index.values()) if (!r.deleted && (scope === undefined || scopeCovers(scope, r.path))) scoped.push(r);
     const previous = new Map<string, Entry>();
     if (!verify) {
-      for (const r of this.#index.values()) {
-        if (r.deleted || !inScope(r.path)) continue;
+      for (const r of scoped) {
         const e: Entry = { path: r.path, type: r.type, size: r.size, mtimeNs: r.stMtimeNs, mode: r.mode, uid: r.uid, gid: r.gid, ino: r.ino };
         if (r.hash !== undefined) e.hash = r.hash;
         if (r.racy) e.racy = true;
@@ -499,12 +501,12 @@ export class TreeSync {
     const stalePartials = await removeStalePartials(this.cfg.root, res.partials);
     if (stalePartials > 0) this.#log.info({ removed: stalePartials }, 'removed partial files of transfers not resumed for a day');
     if (this.#receiver) {
-      await this.#revertLocked(res.entries, blind, inScope);
+      await this.#revertLocked(res.entries, blind, scoped);
       return [];
     }
     const node = this.#host.node;
     const changes: Change[] = [];
-    let live = 0;
+    const live = this.#index.size - this.#tombs.size;
     let deletes = 0;
     for (const e of res.entries.values()) {
       const rec = this.#index.get(e.path);
@@ -527,10 +529,8 @@ export class TreeSync {
       if (e.target !== undefined) after.target = e.target;
       changes.push({ before: rec, after });
     }
-    for (const r of this.#index.values()) {
-      if (r.deleted) continue;
-      live++;
-      if (res.entries.has(r.path) || !inScope(r.path) || blind.some((b) => under(r.path, b))) continue;
+    for (const r of scoped) {
+      if (res.entries.has(r.path) || blind.some((b) => under(r.path, b))) continue;
       if (this.#excluded(r.path, r.type === 'dir')) continue; // newly excluded: forget silently (not a delete)
       deletes++;
       // A tombstone's mtime is the time of the delete: its age decides when it may be purged.
@@ -586,7 +586,7 @@ export class TreeSync {
    * most of the tree is held by the mass-delete guard (pause; `resync` confirms), as local
    * deletes are on a two-way node. Excluded paths are never touched.
    */
-  async #revertLocked(disk: Map<string, Entry>, blind: string[], inScope: (path: string) => boolean): Promise<void> {
+  async #revertLocked(disk: Map<string, Entry>, blind: string[], scoped: IndexRecord[]): Promise<void> {
     const stat: Change[] = [];
     const meta: IndexRecord[] = [];
     const restore: IndexRecord[] = [];
@@ -601,11 +601,10 @@ export class TreeSync {
         stat.push({ before: rec, after: { ...rec, ino: e.ino, stMtimeNs: e.mtimeNs, racy: e.racy === true } });
       }
     }
-    let outside = 0; // live entries a scoped scan did not look at (still on disk, presumably)
-    for (const r of this.#index.values()) {
-      if (r.deleted) continue;
-      if (!inScope(r.path)) outside++;
-      else if (!disk.has(r.path) && !blind.some((b) => under(r.path, b)) && !this.#excluded(r.path, r.type === 'dir')) restore.push(r);
+    // Live entries a scoped scan did not look at (still on disk, presumably).
+    const outside = this.#index.size - this.#tombs.size - scoped.length;
+    for (const r of scoped) {
+      if (!disk.has(r.path) && !blind.some((b) => under(r.path, b)) && !this.#excluded(r.path, r.type === 'dir')) restore.push(r);
     }
     if (!this.#db.peers().some((p) => p.inSync)) remove = []; // no complete catch-up with a source yet
     if (remove.length > 0 && !this.#allowMassDelete) {
@@ -979,7 +978,7 @@ export class TreeSync {
     return { entries: page.map((x) => encodeEntry(x.r, this.#names)), ...(more ? { next: [last.b, last.r.path] as [number, string] } : {}) };
   }
 
-  handleNotify(peer: string, entries: FileVersion[]): number {
+  handleNotify(peer: string, entries: WireVersion[]): number {
     if (!this.isSource(peer)) throw new RpcError('forbidden', `${peer} is not a source of one-way tree ${this.cfg.name}`);
     void this.applyRemote(peer, entries).then(
       (r) => {

@@ -78,6 +78,10 @@ export interface TreeWatcherOptions {
   skipDir?: (path: string) => boolean;
 }
 
+/** A debounce window's scope, filled as events come. */
+interface WindowScope { paths: Set<string>; trees: Set<string> }
+const emptyScope = (): WindowScope => ({ paths: new Set(), trees: new Set() });
+
 export class TreeWatcher {
   readonly #root: string;
   readonly #debounceMs: number;
@@ -91,7 +95,7 @@ export class TreeWatcher {
   #timer: NodeJS.Timeout | undefined;
   #first = 0;
   /** The current window's scope; null once it needs a whole-tree scan. */
-  #scope: ScanScope | null = { paths: new Set(), trees: new Set() };
+  #scope: WindowScope | null = emptyScope();
 
   readonly #onOverflow: () => void;
   readonly #overflowed = (): void => {
@@ -214,7 +218,7 @@ export class TreeWatcher {
   #note(kind: keyof ScanScope, rel: string): void {
     const s = this.#scope;
     if (s === null) return;
-    (s[kind] as Set<string>).add(rel);
+    s[kind].add(rel);
     if (s.paths.size + s.trees.size > MAX_SCOPE) this.#scope = null;
   }
 
@@ -227,7 +231,7 @@ export class TreeWatcher {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       const scope = this.#scope;
-      this.#scope = { paths: new Set(), trees: new Set() };
+      this.#scope = emptyScope();
       this.#onChange(scope);
     }, wait);
   }
@@ -243,7 +247,7 @@ export class TreeWatcher {
     overflowListeners.delete(this.#overflowed);
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#scope = { paths: new Set(), trees: new Set() };
+    this.#scope = emptyScope();
     for (const w of this.#dirs.values()) w.close();
     this.#dirs.clear();
   }

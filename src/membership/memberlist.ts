@@ -29,7 +29,7 @@ import { JOIN_BUCKETS, bucketCount, decide, type MemberDigest } from './antientr
 import { CoordinateClient, CoordinateError, distance, type Coordinate, type CoordinateConfig } from './coordinate.ts';
 import type { TopoMember } from './topology.ts';
 import {
-  ALIVE, DEAD, LEFT, SUSPECT, MemberTable, STATE_NAMES, aliveOverrides, deadApplies, fnvString, mix32, suspectApplies,
+  ALIVE, DEAD, LEFT, SUSPECT, MemberTable, STATE_NAMES, aliveOverrides, deadApplies, fnvString, mix32, mod, suspectApplies,
   type MemberStateName, type NodeState,
 } from './state.ts';
 import { Suspicion } from './suspicion.ts';
@@ -190,11 +190,6 @@ interface AckHandler {
   ack: (m: AckMsg) => void;
   nack: () => void;
   timer: TimerHandle;
-}
-
-/** x mod m in [0, m), also for negative x. */
-function mod(x: number, m: number): number {
-  return ((x % m) + m) % m;
 }
 
 function userKey(k: { from: string; id: number }): string {

@@ -493,7 +493,7 @@ export class MemberTable {
     const m = this.#n;
     const selfId = this.#s.reg.lookup(self);
     if (m < 2 || !this.#has(selfId)) return undefined;
-    const start = this.#ringIndex(selfId) + 1 + ((round % (m - 1)) + m - 1) % (m - 1);
+    const start = this.#ringIndex(selfId) + 1 + mod(round, m - 1);
     for (let i = 0; i < m; i++) {
       const id = this.#ring[(start + i) % m] as number;
       if (id === selfId) continue;
@@ -553,4 +553,9 @@ export class MemberTable {
     }
     return out;
   }
+}
+
+/** x mod m in [0, m), also for negative x. */
+export function mod(x: number, m: number): number {
+  return ((x % m) + m) % m;
 }

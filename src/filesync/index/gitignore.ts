@@ -181,11 +181,14 @@ export class IgnoreMatcher {
 
   /** Full gitignore semantics, including "inside an excluded directory". */
   ignores(path: string, isDir: boolean): boolean {
-    let slash = path.indexOf('/');
-    while (slash >= 0) {
+    return this.insideIgnoredDir(path) || this.match(path, isDir) === true;
+  }
+
+  /** Whether one of the directories `path` lies in is excluded. */
+  insideIgnoredDir(path: string): boolean {
+    for (let slash = path.indexOf('/'); slash >= 0; slash = path.indexOf('/', slash + 1)) {
       if (this.match(path.slice(0, slash), true) === true) return true;
-      slash = path.indexOf('/', slash + 1);
     }
-    return this.match(path, isDir) === true;
+    return false;
   }
 }

@@ -57,9 +57,13 @@ export interface ScanScope {
 
 /** Whether `path` lies within `scope` (in `paths`, or at or below one of `trees`). */
 export function scopeCovers(scope: ScanScope, path: string): boolean {
-  if (scope.paths.has(path) || scope.trees.has('')) return true;
+  return scope.paths.has(path) || scope.trees.has('') || inTrees(scope.trees, path);
+}
+
+/** Whether `path` is one of `trees` or below one (checked along its parents: its depth, not the trees' number). */
+function inTrees(trees: ReadonlySet<string>, path: string): boolean {
   for (let p = path; ; p = p.slice(0, p.lastIndexOf('/'))) {
-    if (scope.trees.has(p)) return true;
+    if (trees.has(p)) return true;
     if (!p.includes('/')) return false;
   }
 }
@@ -245,16 +249,16 @@ export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanRe
   }
   if (include !== null) throw new FileSyncError('E_ARG', 'a scoped scan cannot apply include rules (they need whole directories)');
   // Places in order, none below a tree already walked; none reserved or below an excluded directory.
-  const trees = [...scope.trees];
-  const places = [...new Set([...scope.paths, ...trees])].sort().filter((rel) => {
+  const places = [...new Set([...scope.paths, ...scope.trees])].sort().filter((rel) => {
     if (rel === '') return false; // the root's own entry is not indexed
-    if (trees.some((t) => t !== rel && rel.startsWith(`${t}/`))) return false;
-    const parts = rel.split('/');
-    if (isReserved(rel, parts.at(-1)!)) {
-      if (isPartialName(parts.at(-1)!)) res.partials.push(rel);
+    const slash = rel.lastIndexOf('/');
+    if (slash >= 0 && inTrees(scope.trees, rel.slice(0, slash))) return false;
+    const name = rel.slice(slash + 1);
+    if (isReserved(rel, name)) {
+      if (isPartialName(name)) res.partials.push(rel);
       return false;
     }
-    return !parts.slice(0, -1).some((_, i) => exclude.match(parts.slice(0, i + 1).join('/'), true) === true);
+    return !exclude.insideIgnoredDir(rel);
   });
   await visit(places.map((rel) => ({ rel, abs: join(root, rel) })), (rel) => scope.trees.has(rel));
   return res;
