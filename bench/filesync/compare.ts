@@ -9,8 +9,9 @@
  * pool over loopback mTLS, watcher on, debounce 100 ms), like one agent per server. rsync: a
  * daemon on 127.0.0.1 (plain TCP, generated rsyncd.conf) and the rsync client, `-a`, no `-z`
  * (MultiAll compresses nothing either), no `--fsync` (MultiAll fsyncs every file before its
- * rename, and each directory once per batch); `rsync -a --fsync` is reported as a second
- * initial-sync column (durability like MultiAll's).
+ * rename, and each directory once per batch); `rsync -a --fsync` (durability like MultiAll's)
+ * and `rsync -a` over ssh (encrypted like MultiAll, as between servers; a throwaway sshd on
+ * 127.0.0.1, skipped without openssh-server) are reported as more initial-sync columns.
  * scale 1 = 2000 small files (2 KiB, in 50 directories) + 3 large files (32 MiB). Cases:
  *   1. initial sync to an empty peer: wall time and bytes on the wire
  *   2. 1-byte edit in the middle of a large file (its mtime moved +5 s, so rsync's quick check
@@ -36,6 +37,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { benchArgs, numberArg, usageError } from '../args.ts';
 import { startRsyncDaemon } from './rsyncd.ts';
+import { startSshd, type SshServer } from './sshd.ts';
 import { holdFreedMemory, settle } from './memory.ts';
 import { largeData } from './data.ts';
 import { median } from '../stats.ts';
@@ -369,12 +371,16 @@ async function benchRsync(): Promise<Result> {
   const src = join(base, 'rsync-src');
   const dst = join(base, 'rsync-dst');
   const dstFsync = join(base, 'rsync-dst-fsync');
-  await mkdir(src, { recursive: true });
-  await mkdir(dst, { recursive: true });
-  await mkdir(dstFsync, { recursive: true });
+  const dstSsh = join(base, 'rsync-dst-ssh');
+  for (const d of [src, dst, dstFsync, dstSsh]) await mkdir(d, { recursive: true });
   await generate(src);
   const daemon = await startRsyncDaemon(base, { m: dst, f: dstFsync });
+  let sshd: SshServer | null = null;
   try {
+    sshd = await startSshd(base).catch((e: unknown) => {
+      console.error(`rsync over ssh skipped: ${(e as Error).message}`);
+      return null;
+    });
     const url = daemon.url('m');
     await settle(WARM_BYTES);
     let t = performance.now();
@@ -385,7 +391,16 @@ async function benchRsync(): Promise<Result> {
     t = performance.now();
     await run('rsync', ['-a', '--fsync', `${src}/`, daemon.url('f')], { maxBuffer: 1 << 24 });
     const initialFsyncMs = performance.now() - t;
-    if (INITIAL_ONLY) return { initialMs, initialBytes: rsyncBytes(r1.stdout), initialFsyncMs };
+    // Encrypted like MultiAll's mTLS, the way rsync runs between servers: a reference column too.
+    const ssh: Result = {};
+    if (sshd !== null) {
+      await settle(WARM_BYTES);
+      t = performance.now();
+      await run('rsync', ['-a', '-e', sshd.rsh, `${src}/`, sshd.target(dstSsh)], { maxBuffer: 1 << 24 });
+      ssh.initialSshMs = performance.now() - t;
+    }
+    const initial = { initialMs, initialBytes: rsyncBytes(r1.stdout), initialFsyncMs, ...ssh };
+    if (INITIAL_ONLY) return initial;
     await flipMiddle(join(src, 'large1.bin'));
     t = performance.now();
     const r2 = await run('rsync', ['-a', '--no-whole-file', '--stats', `${src}/`, url], { maxBuffer: 1 << 24 });
@@ -395,8 +410,9 @@ async function benchRsync(): Promise<Result> {
     t = performance.now();
     await run('rsync', ['-a', `${src}/`, url]);
     const smallChangeMs = performance.now() - t;
-    return { initialMs, initialBytes: rsyncBytes(r1.stdout), initialFsyncMs, editMs, editBytes: rsyncBytes(r2.stdout), smallChangeMs };
+    return { ...initial, editMs, editBytes: rsyncBytes(r2.stdout), smallChangeMs };
   } finally {
+    sshd?.stop();
     daemon.stop();
     await rm(base, { recursive: true, force: true });
   }
@@ -419,7 +435,8 @@ const fanout: number[] = [];
 if (!INITIAL_ONLY) for (let i = 0; i < RUNS; i++) fanout.push(...(await benchFanout(PEERS)));
 const m = medians(ours);
 const r = theirs.length > 0 ? medians(theirs) : null;
-const ratio = (k: string): number | null => (r === null || !r[k] ? null : Math.round((m[k]! / r[k]!) * 100) / 100);
+/** Our median of `k` (default: the same key) over rsync's median of `theirsKey`. */
+const ratio = (theirsKey: string, k = theirsKey): number | null => (r === null || !r[theirsKey] ? null : Math.round((m[k]! / r[theirsKey]!) * 100) / 100);
 console.log(`data: ${SMALL} × 2 KiB + ${LARGE} × ${LARGE_BYTES} B; medians of ${RUNS} runs; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
 console.table({ multiall: m, rsync: r });
 if (timelines.length > 0) {
@@ -430,7 +447,7 @@ if (fanout.length > 0) console.log(`small change visible on all ${PEERS} peers: 
 console.log(JSON.stringify({
   bench: 'filesync', scale, runs: RUNS, smallFiles: SMALL, largeFiles: LARGE, largeBytes: LARGE_BYTES, multiall: m, rsync: r,
   ratio: {
-    initialMs: ratio('initialMs'), initialVsFsyncMs: r === null ? null : Math.round((m.initialMs! / r.initialFsyncMs!) * 100) / 100,
+    initialMs: ratio('initialMs'), initialVsFsyncMs: ratio('initialFsyncMs', 'initialMs'), initialVsSshMs: ratio('initialSshMs', 'initialMs'),
     initialBytes: ratio('initialBytes'), editMs: ratio('editMs'), editBytes: ratio('editBytes'), smallChangeMs: ratio('smallChangeMs'),
   },
   ...(fanout.length > 0 ? { fanout: { peers: PEERS, medianMs: Math.round(median(fanout)), maxMs: Math.round(Math.max(...fanout)), samples: fanout.length } } : {}),
