@@ -20,6 +20,13 @@ export interface RsyncDaemon {
   stop(): void;
 }
 
+/** CPU time (ms, user + system) of the finished, reaped children (and theirs) of process `pid`. */
+export function childCpuMs(pid: number): number {
+  // /proc/PID/stat after the ")" of the command: fields 16 and 17 (cutime, cstime) in clock ticks.
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(f[13]) + Number(f[14])) * 1000) / CLOCK_TICKS;
+}
+
 /** Starts `rsync --daemon` with `modules` (name → directory), its config and pid file in `base`. */
 export async function startRsyncDaemon(base: string, modules: Record<string, string>): Promise<RsyncDaemon> {
   const port = 20000 + Math.floor(Math.random() * 20000);
@@ -38,11 +45,7 @@ export async function startRsyncDaemon(base: string, modules: Record<string, str
   }
   return {
     url: (module) => `rsync://127.0.0.1:${port}/${module}/`,
-    childCpuMs: () => {
-      // /proc/PID/stat after the ")" of the command: fields 14 and 15 (cutime, cstime) in clock ticks.
-      const f = readFileSync(`/proc/${daemon.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return ((Number(f[13]) + Number(f[14])) * 1000) / CLOCK_TICKS;
-    },
+    childCpuMs: () => childCpuMs(daemon.pid!),
     stop: () => void daemon.kill(),
   };
 }

@@ -11,6 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { childCpuMs } from './rsyncd.ts';
 
 const run = promisify(execFile);
 export const SSHD = '/usr/sbin/sshd';
@@ -20,6 +21,8 @@ export interface SshServer {
   rsh: string;
   /** rsync destination for a local directory reached through this server. */
   target(dir: string): string;
+  /** CPU time (ms) of the server's finished connections (sshd and the remote rsync) so far. */
+  childCpuMs(): number;
   stop(): void;
 }
 
@@ -53,6 +56,7 @@ export async function startSshd(base: string): Promise<SshServer> {
   return {
     rsh: ssh.join(' '),
     target: (dir) => `${user}@127.0.0.1:${dir}/`,
+    childCpuMs: () => childCpuMs(daemon.pid!),
     stop: () => void daemon.kill(),
   };
 }

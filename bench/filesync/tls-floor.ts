@@ -3,6 +3,8 @@
  *   node bench/filesync/tls-floor.ts [runs=5] [--mb 1000] [--no-hold]
  * One file of `mb` MB (incompressible, in the page cache) goes from one process to another:
  *   rsync   `rsync -a` to an rsync daemon on 127.0.0.1 (plain TCP), as compare.ts runs it
+ *   rsync-ssh  `rsync -a` over ssh to a throwaway sshd on 127.0.0.1: rsync encrypted, as between
+ *           servers (skipped without openssh-server)
  *   tls     one TLS 1.3 connection with the agents' settings and certificates (mutual, pool CA);
  *           the sender writes 256 KiB pieces of 4 MiB reads, the receiver reads into one reused
  *           buffer (as the agent's RPC client does) and drops the bytes: Node.js's TLS, nothing more
@@ -28,6 +30,7 @@ import { makePki } from '../../test/security/pki.ts';
 import { clientTlsOptions, serverTlsOptions, type TlsMaterial } from '../../src/security/tls.ts';
 import { holdFreedMemory, settle } from './memory.ts';
 import { startRsyncDaemon } from './rsyncd.ts';
+import { startSshd, type SshServer } from './sshd.ts';
 import { largeData } from './data.ts';
 import { median } from '../stats.ts';
 
@@ -123,23 +126,33 @@ if (role === '--sender' || role === '--receiver') {
     };
     const [sendTls, recvTls] = [await tlsOf('sender'), await tlsOf('receiver')];
     const daemon = await startRsyncDaemon(base, { m: dst });
-    const samples: Record<string, { ms: number[]; cpuMs: number[] }> = Object.fromEntries(['rsync', ...MODES].map((k) => [k, { ms: [], cpuMs: [] }]));
+    const sshd: SshServer | null = await startSshd(base).catch((e: unknown) => {
+      console.error(`rsync over ssh skipped: ${(e as Error).message}`);
+      return null;
+    });
+    const rows = ['rsync', ...(sshd === null ? [] : ['rsync-ssh']), ...MODES];
+    const samples: Record<string, { ms: number[]; cpuMs: number[] }> = Object.fromEntries(rows.map((k) => [k, { ms: [], cpuMs: [] }]));
     const record = (k: string, s: Sample): void => {
       samples[k]!.ms.push(s.ms);
       samples[k]!.cpuMs.push(s.cpuMs);
     };
     try {
-      for (let i = 0; i < RUNS; i++) {
+      // CPU of the client (`time`: rsync and its ssh) and of the server's process for this
+      // connection (reaped by then).
+      const rsyncRun = async (row: string, args: string[], server: { childCpuMs(): number }): Promise<void> => {
         await rm(join(dst, 'large.bin'), { force: true });
         await settle(BYTES * 1.25);
-        const daemonCpu0 = daemon.childCpuMs();
+        const serverCpu0 = server.childCpuMs();
         const t = performance.now();
-        // CPU of the client (`time`) and of the daemon's process for this connection (reaped by then).
-        const r = await run('/usr/bin/time', ['-f', '%U %S', 'rsync', '-a', `${src}/`, daemon.url('m')]);
+        const r = await run('/usr/bin/time', ['-f', '%U %S', 'rsync', '-a', ...args]);
         const ms = performance.now() - t;
         await new Promise((res) => setTimeout(res, 200));
         const [u, s] = r.stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
-        record('rsync', { ms, cpuMs: (u! + s!) * 1000 + daemon.childCpuMs() - daemonCpu0 });
+        record(row, { ms, cpuMs: (u! + s!) * 1000 + server.childCpuMs() - serverCpu0 });
+      };
+      for (let i = 0; i < RUNS; i++) {
+        await rsyncRun('rsync', [`${src}/`, daemon.url('m')], daemon);
+        if (sshd !== null) await rsyncRun('rsync-ssh', ['-e', sshd.rsh, `${src}/`, sshd.target(dst)], sshd);
         for (const mode of MODES) {
           const out = join(dst, `tls-${mode}.bin`);
           await rm(out, { force: true });
@@ -150,12 +163,13 @@ if (role === '--sender' || role === '--receiver') {
         console.log(`run ${i + 1}/${RUNS}: ${Object.entries(samples).map(([k, v]) => `${k} ${Math.round(v.ms.at(-1)!)} ms`).join(', ')}`);
       }
     } finally {
+      sshd?.stop();
       daemon.stop();
     }
     const med = (xs: number[]): number => Math.round(median(xs));
     const rsyncMs = med(samples.rsync!.ms);
     const table = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, { ms: med(v.ms), cpuMs: med(v.cpuMs), ratio: Math.round((med(v.ms) / rsyncMs) * 100) / 100 }]));
-    console.log(`one file of ${BYTES / 1e6} MB; medians of ${RUNS} runs; CPU = both ends, all threads (rsync: its client and the daemon's connection process)`);
+    console.log(`one file of ${BYTES / 1e6} MB; medians of ${RUNS} runs; CPU = both ends, all threads (rsync: its client, its ssh, and the server's connection process)`);
     console.table(table);
     console.log(JSON.stringify({ bench: 'filesync-tls-floor', mb: BYTES / 1e6, runs: RUNS, ...table }));
   } finally {
