@@ -23,7 +23,8 @@ export async function removeStaleTempFiles(root: string, now = Date.now()): Prom
     return { removed, kept }; // a missing root is the tree guard's business, not ours
   }
   for (const e of entries) {
-    if (!e.isFile() || !e.name.startsWith(TEMP_PREFIX) || !e.name.endsWith(TEMP_SUFFIX)) continue;
+    // Symlinks too: a symlink is written under a temp name and renamed like a file (diskops.ts).
+    if (!(e.isFile() || e.isSymbolicLink()) || !e.name.startsWith(TEMP_PREFIX) || !e.name.endsWith(TEMP_SUFFIX)) continue;
     const abs = join(e.parentPath, e.name);
     if (isPartialName(e.name)) {
       if ((await removeStalePartials(e.parentPath, [e.name], now)) === 1) removed++;

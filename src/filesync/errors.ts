@@ -7,7 +7,8 @@ export type FileSyncErrorCode =
   | 'E_WIRE' // malformed or out-of-bounds data from a peer
   | 'E_DELTA' // delta/patch stream inconsistent with the signature
   | 'E_PATCH_HASH' // reconstructed file does not hash to what the sender announced
-  | 'E_STALE' // the sender no longer has the requested version (changed since it was announced)
+  | 'E_STALE' // the sender's file is not the requested version (changed since it was announced)
+  | 'E_UNAVAILABLE' // the sender cannot send the requested version (gone, changed or unreadable there)
   | 'E_ARG' // bad argument from local code
   | 'E_PATH' // a path from a peer is unsafe
   | 'E_SYMLINK_PARENT' // a parent directory of a target path is a symlink or not a directory

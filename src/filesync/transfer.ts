@@ -190,6 +190,8 @@ export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile
     }
   };
   let i = 0;
+  /** Files from this one on were opened ahead and not taken (a taken file is closed by its own turn). */
+  let untaken = 0;
   try {
     for (; i < files.length; i++) {
       const f = files[i]!;
@@ -213,6 +215,7 @@ export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile
       }
       if (ready[i] !== true) await flush();
       const file = await ahead[i]!;
+      untaken = i + 1;
       if (file === null) {
         await send(encodeMiss(`no file with content ${f.hash.slice(0, 16)}… at ${f.path}`));
         continue;
@@ -247,8 +250,9 @@ export async function serveFetch(stream: RpcStream, files: FetchFile[], openFile
     const extra = await input.next();
     if (extra.done !== true) throw new FileSyncError('E_WIRE', 'data after the last announced signature');
   } finally {
-    // Close whatever was opened ahead and not sent.
-    for (let k = i + 1; k < ahead.length; k++) {
+    // Close whatever was opened ahead and not sent (also the current file if the stream failed
+    // before its turn, e.g. inside its signature).
+    for (let k = untaken; k < ahead.length; k++) {
       void ahead[k]!.then((p) => (p !== null && p.data === undefined ? p.fh.close() : undefined)).catch(() => undefined);
     }
   }
@@ -294,6 +298,15 @@ class OpQueue implements AsyncIterable<DeltaOp> {
     this.#wake?.();
   }
 
+  /** The consumer is gone (done, failed, or never started reading): drop what is queued or still arrives. */
+  drop(): void {
+    this.#dead = true;
+    this.#items.length = 0;
+    this.#bytes = 0;
+    this.#space?.();
+    this.#space = undefined;
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<DeltaOp> {
     try {
       for (;;) {
@@ -315,10 +328,7 @@ class OpQueue implements AsyncIterable<DeltaOp> {
         this.#wake = undefined;
       }
     } finally {
-      // Consumer gone (done or patch failed): drop whatever still arrives for this file.
-      this.#dead = true;
-      this.#items.length = 0;
-      this.#space?.();
+      this.drop();
     }
   }
 }
@@ -370,7 +380,13 @@ export async function fetchBatch(
     enc.push(e);
   }
   const offset = (it: FetchItem): number => it.patch.partial?.offset ?? 0;
-  const stream = await openStream({ tree, files: items.map((it, i) => [it.path, Buffer.from(it.hash, 'hex'), enc[i]!.length, ...(offset(it) > 0 ? [offset(it)] : [])]) });
+  let stream: RpcStream;
+  try {
+    stream = await openStream({ tree, files: items.map((it, i) => [it.path, Buffer.from(it.hash, 'hex'), enc[i]!.length, ...(offset(it) > 0 ? [offset(it)] : [])]) });
+  } catch (e) {
+    for (let k = 0; k < items.length; k++) await report(k, e as Error);
+    throw e;
+  }
   const finishing = new Set<Promise<void>>();
   let finishingLarge = 0;
   let current: OpQueue | undefined;
@@ -400,6 +416,9 @@ export async function fetchBatch(
         },
         (e: unknown) => report(idx, e as Error),
       ).finally(() => {
+        // patch() may fail before it reads a single op (temp file not creatable, basis changed):
+        // a reader waiting for room in the queue must not wait for it forever.
+        q.drop();
         finishing.delete(p);
         if (large) finishingLarge--;
       });
@@ -421,7 +440,8 @@ export async function fetchBatch(
         }
         const miss = decodeMiss(c);
         if (miss !== undefined) {
-          current.close(new FileSyncError('E_STALE', `peer could not send ${items[i]!.path}: ${miss}`));
+          // Not proof that a partial's bytes are wrong: it is kept for another try.
+          current.close(new FileSyncError('E_UNAVAILABLE', `peer could not send ${items[i]!.path}: ${miss}`));
           current = undefined;
           i++;
           continue;

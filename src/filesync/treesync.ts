@@ -739,7 +739,9 @@ export class TreeSync {
 
   catchUpAll(): void {
     for (const m of this.#sources()) this.scheduleCatchUp(m.name);
-    if (this.#tombs.size > 0) void this.#serial(async () => this.#purgeTombstones());
+    if (this.#tombs.size > 0) {
+      void this.#serial(async () => this.#purgeTombstones()).catch((e: unknown) => this.#log.warn({ err: (e as Error).message }, 'purging expired tombstones failed'));
+    }
   }
 
   // ------------------------------------------------------------------ tombstone expiry
@@ -848,7 +850,11 @@ export class TreeSync {
       this.#log.warn({ peer: name, err: p.lastError }, 'catch-up failed');
     } finally {
       p.running = false;
-      this.#db.setPeer({ peer: name, lastSyncAt: p.lastSyncAt, inSync: p.inSync === true, behind: p.behind, lastError: p.lastError });
+      try {
+        this.#db.setPeer({ peer: name, lastSyncAt: p.lastSyncAt, inSync: p.inSync === true, behind: p.behind, lastError: p.lastError });
+      } catch (e) {
+        this.#log.warn({ peer: name, err: (e as Error).message }, 'saving the peer\'s sync state failed');
+      }
     }
     if (p.again) {
       p.again = false;
@@ -874,12 +880,19 @@ export class TreeSync {
       const fetchPage = (after?: [number, string]): Promise<unknown> => this.#host.peers.call(this.#addr(m), 'files.entries', { tree: this.cfg.name, buckets: diff, ...(after ? { after } : {}) }, { timeoutMs });
       let pagePromise = fetchPage();
       let waiting: FileVersion[] = [];
+      let cursor: { bucket: number; path: string } | undefined;
       for (;;) {
         const page = decodeEntriesRes(await pagePromise);
         this.#log.debug({ peer: m.name, entries: page.entries.length, more: page.next !== undefined }, 'catch-up: entries page received');
         // The next page is requested while this one is applied.
         if (page.next !== undefined) {
-          pagePromise = fetchPage([page.next.bucket, page.next.path]);
+          // Pages go forward in (bucket, path) order: a peer repeating a cursor would page forever.
+          const n = page.next;
+          if (cursor !== undefined && (n.bucket < cursor.bucket || (n.bucket === cursor.bucket && n.path <= cursor.path))) {
+            throw new FileSyncError('E_WIRE', `entries page cursor went back (${n.bucket}/${n.path} after ${cursor.bucket}/${cursor.path})`);
+          }
+          cursor = n;
+          pagePromise = fetchPage([n.bucket, n.path]);
           pagePromise.catch(() => undefined);
         }
         for (const e of page.entries) listed.set(e.path, e.version);
@@ -892,6 +905,9 @@ export class TreeSync {
         let batch = waiting;
         waiting = [];
         if (page.next !== undefined) [batch, waiting] = this.#parentsKnown(batch);
+        // ...but not without bound (a peer could list orphans only): beyond a batch's worth they
+        // are applied now, fail for their missing parent, and a later catch-up brings them.
+        if (waiting.length > APPLY_BATCH) [batch, waiting] = [batch.concat(waiting), []];
         const r = await this.applyRemote(m.name, batch);
         failed += r.failed;
         pending += r.skipped;
@@ -1219,8 +1235,15 @@ export class TreeSync {
     const local = this.#index.get(r.path);
     // A one-way receiver mirrors the sources: what is on its disk is replaced, never kept.
     const mirror = this.#receiver;
-    // Last check right before a file's rename: a local edit made meanwhile wins.
-    const guard = mirror ? undefined : (): Promise<void> => diskMatchesNow(abs, this.#index.get(r.path)) ? Promise.resolve() : Promise.reject(new Skip(`${r.path} changed locally during the transfer`));
+    // Last check right before the disk is changed (a file's rename, a delete, a symlink, new
+    // metadata): a local edit made meanwhile wins. A directory that this version replaces was
+    // removed by us (clearForType): then nothing may be there.
+    const clearsDir = local !== undefined && !local.deleted && local.type === 'dir' && !r.deleted && r.type !== 'dir';
+    const guard = mirror ? undefined : (): Promise<void> => {
+      const now = this.#index.get(r.path);
+      const ok = diskMatchesNow(abs, now) || (clearsDir && now === local && diskMatchesNow(abs, undefined));
+      return ok ? Promise.resolve() : Promise.reject(new Skip(`${r.path} changed locally during the transfer`));
+    };
     // A new file touches the disk only by its final rename, which `guard` checks just before:
     // no separate check first. Anything else is checked before we touch it.
     const newFile = d.action === 'take-remote' && !r.deleted && r.type === 'file' && (local === undefined || local.deleted);
@@ -1304,6 +1327,7 @@ export class TreeSync {
    */
   async #materialize(r: FileVersion, abs: string, local: IndexRecord | undefined, basis: string | null, ctx: ApplyCtx, verified = false, guard?: () => Promise<void>): Promise<FetchItem | null> {
     if (r.deleted) {
+      await guard?.();
       await removePath(abs);
       this.#files.deleted++;
       return null;
@@ -1314,8 +1338,10 @@ export class TreeSync {
     if (r.type === 'dir') {
       await ensureDir(abs);
     } else if (r.type === 'symlink') {
+      await guard?.();
       await writeSymlink(abs, r.target!);
     } else if (local !== undefined && !local.deleted && local.type === 'file' && local.hash === r.hash) {
+      await guard?.();
       this.#files.metadataOnly++;
     } else {
       const opts = this.#patchOpts(r, abs, ctx, guard);

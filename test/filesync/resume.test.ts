@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { delta, patch, signature } from '../../src/filesync/delta/index.ts';
 import type { DeltaOp, Signature } from '../../src/filesync/delta/index.ts';
@@ -132,12 +132,13 @@ async function freshAndStalePartials(dir: string, fill: { fresh: string; stale: 
   return { fresh, stale };
 }
 
-test('crash cleanup removes temp files and stale partials, keeps fresh partials', async () => {
+test('crash cleanup removes temp files (and temp symlinks) and stale partials, keeps fresh partials', async () => {
   await withTempDir(async (dir) => {
     const { fresh } = await freshAndStalePartials(dir, { fresh: 'x', stale: 'y' });
     await writeFile(join(dir, '.multiall.c.txt.0123456789ab.tmp'), 'z');
+    await symlink('target', join(dir, 'sub', '.multiall.link.0123456789ac.tmp')); // a symlink about to be renamed
     await writeFile(join(dir, 'keep.txt'), 'user data');
-    assert.deepEqual(await removeStaleTempFiles(dir), { removed: 2, kept: 1 });
+    assert.deepEqual(await removeStaleTempFiles(dir), { removed: 3, kept: 1 });
     assert.deepEqual((await readdir(dir, { recursive: true })).sort(), ['keep.txt', 'sub', `sub/${fresh.split('/').pop()}`]);
   });
 });

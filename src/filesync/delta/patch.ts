@@ -271,9 +271,11 @@ export async function patch(
     // is most of the cost of a small one.
     if (opts.mtime !== undefined) futimesSync(out.fd, new Date(), opts.mtime);
     const st = fstatSync(out.fd, { bigint: true });
-    // chown/chmod only when needed (neither changes the mtime or inode recorded from `st`).
-    if (opts.owner !== undefined && (Number(st.uid) !== opts.owner.uid || Number(st.gid) !== opts.owner.gid)) fchownSync(out.fd, opts.owner.uid, opts.owner.gid);
-    if (opts.mode !== undefined && Number(st.mode & 0o7777n) !== opts.mode) fchmodSync(out.fd, opts.mode); // exact bits, umask not applied
+    // chown/chmod only when needed (neither changes the mtime or inode recorded from `st`). A
+    // chown clears the setuid/setgid bits, so the mode is set after it, and again if it ran.
+    const chown = opts.owner !== undefined && (Number(st.uid) !== opts.owner.uid || Number(st.gid) !== opts.owner.gid);
+    if (chown) fchownSync(out.fd, opts.owner!.uid, opts.owner!.gid);
+    if (opts.mode !== undefined && (chown || Number(st.mode & 0o7777n) !== opts.mode)) fchmodSync(out.fd, opts.mode); // exact bits, umask not applied
     // Data (and metadata) durable before the rename: a crash never leaves a renamed, empty file.
     if (opts.durable === undefined) await out.sync();
     await out.close();
