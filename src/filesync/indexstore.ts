@@ -66,14 +66,28 @@ export class IndexStore {
     return out;
   }
 
-  /** Writes records in one transaction. */
-  save(recs: Iterable<IndexRecord>): void {
+  /** Writes records in one transaction, with this node's clock (see clock()) when given. */
+  save(recs: Iterable<IndexRecord>, clock?: number): void {
     this.#store.transaction(() => {
       for (const r of recs) {
         this.#put.run(this.#tree, r.path, r.type, r.deleted ? 1 : 0, JSON.stringify(r.version), r.modifiedBy, String(r.mtimeNs),
           r.mode, r.uid, r.gid, r.size, r.hash ?? null, r.target ?? null, String(r.stMtimeNs), String(r.ino), r.racy ? 1 : 0);
       }
+      if (clock !== undefined) this.#store.kvSet(this.#clockKey, String(clock));
     });
+  }
+
+  /**
+   * The highest counter of this node in any version it has recorded in this tree, including
+   * purged tombstones and an index cleared by a resync (kept in the Store's kv table).
+   */
+  clock(): number {
+    const v = Number(this.#store.kvGet(this.#clockKey) ?? 0);
+    return Number.isSafeInteger(v) && v > 0 ? v : 0;
+  }
+
+  get #clockKey(): string {
+    return `files.clock.${this.#tree}`;
   }
 
   /** Forgets records (purged tombstones) and their confirmations in one transaction. */

@@ -223,6 +223,12 @@ export class TreeSync {
   /** Paths whose confirmations changed since the last #flushDb(). */
   readonly #acksDirty = new Set<string>();
   #revertFailures = 0;
+  /**
+   * This node's highest counter in any version of this tree, kept across purges and resyncs
+   * (IndexStore.clock): a new local version always goes above it (see bump()).
+   */
+  #clock = 0;
+  #clockSaved = 0;
 
   constructor(cfg: TreeConfig, host: TreeHost) {
     this.cfg = cfg;
@@ -253,7 +259,10 @@ export class TreeSync {
   // ------------------------------------------------------------------ lifecycle
 
   async start(): Promise<void> {
+    this.#clock = this.#clockSaved = this.#db.clock();
     for (const r of this.#db.load().values()) this.#put(undefined, r);
+    // A Store written before the clock was kept: it starts from the index, before any purge.
+    if (this.#clock > this.#clockSaved) this.#db.save([], (this.#clockSaved = this.#clock));
     for (const [path, peers] of this.#db.acks()) {
       if (this.#tombs.has(path)) this.#acks.set(path, peers);
       else this.#acksDirty.add(path); // stale (e.g. written before a crash lost the tombstone's row)
@@ -318,6 +327,8 @@ export class TreeSync {
 
   #put(before: IndexRecord | undefined, after: IndexRecord): void {
     this.#summary.update(before, after);
+    const own = after.version[this.#host.node] ?? 0;
+    if (own > this.#clock) this.#clock = own;
     const old = this.#index.get(after.path);
     // Confirmations were for that exact tombstone.
     if ((old === undefined || !old.deleted || !after.deleted || compare(old.version, after.version) !== 'equal') && this.#acks.delete(after.path)) this.#acksDirty.add(after.path);
@@ -344,12 +355,13 @@ export class TreeSync {
     }
   }
 
-  /** Writes pending index changes in one transaction, then changed tombstone confirmations. */
+  /** Writes pending index changes (and the clock, if it moved) in one transaction, then changed tombstone confirmations. */
   #flushDb(): void {
     if (this.#dirty.size > 0) {
       const recs = this.#dirty;
       this.#dirty = new Map();
-      this.#db.save(recs.values());
+      this.#db.save(recs.values(), this.#clock > this.#clockSaved ? this.#clock : undefined);
+      this.#clockSaved = Math.max(this.#clockSaved, this.#clock);
     }
     if (this.#acksDirty.size > 0) {
       this.#db.saveAcks(new Map([...this.#acksDirty].map((p) => [p, this.#acks.get(p)])));
@@ -516,7 +528,7 @@ export class TreeSync {
       if (!changed && !statOnly) continue;
       const after: IndexRecord = {
         path: e.path, type: e.type, deleted: false,
-        version: changed ? bump(rec?.version ?? emptyVector(), node) : rec.version,
+        version: changed ? bump(rec?.version ?? emptyVector(), node, this.#clock) : rec.version,
         modifiedBy: changed ? node : rec.modifiedBy,
         mtimeNs: changed ? e.mtimeNs : rec.mtimeNs,
         mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, ino: e.ino, stMtimeNs: e.mtimeNs, racy: e.racy === true,
@@ -534,7 +546,7 @@ export class TreeSync {
       if (this.#excluded(r.path, r.type === 'dir')) continue; // newly excluded: forget silently (not a delete)
       deletes++;
       // A tombstone's mtime is the time of the delete: its age decides when it may be purged.
-      changes.push({ before: r, after: { ...r, deleted: true, version: bump(r.version, node), modifiedBy: node, mtimeNs: BigInt(Date.now()) * 1_000_000n, ino: 0n, stMtimeNs: 0n, racy: false } });
+      changes.push({ before: r, after: { ...r, deleted: true, version: bump(r.version, node, this.#clock), modifiedBy: node, mtimeNs: BigInt(Date.now()) * 1_000_000n, ino: 0n, stMtimeNs: 0n, racy: false } });
     }
     if (!this.#allowMassDelete) {
       const md = checkMassDelete(live, deletes, { maxPercent: this.cfg.maxDeletePercent });
@@ -1273,7 +1285,7 @@ export class TreeSync {
     this.#selfWrite(copyPath);
     const made: IndexRecord[] = [];
     const prevCopy = this.#index.get(copyPath);
-    const copyVersion = bump(prevCopy?.version ?? emptyVector(), this.#host.node);
+    const copyVersion = bump(prevCopy?.version ?? emptyVector(), this.#host.node, this.#clock);
     const fetched = async (item: FetchItem | null, target: string, v: FileVersion, version: FileVersion['version']): Promise<IndexRecord> => {
       if (item === null) return this.#recordFor(target, v, version);
       const res = await this.#fetchNow(peer, item);

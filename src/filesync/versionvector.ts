@@ -51,12 +51,22 @@ export function merge(a: VersionVector, b: VersionVector): VersionVector {
   return Object.freeze(out);
 }
 
-/** The version of a new local change made by `node` on top of `v`. */
-export function bump(v: VersionVector, node: string): VersionVector {
+/**
+ * Highest counter accepted from a peer: far beyond any real count of changes (10⁶ a second for
+ * 8 years), yet far enough below 2⁵³ that a peer cannot make our next bump() overflow.
+ */
+export const MAX_COUNTER = 2 ** 48;
+
+/**
+ * The version of a new local change made by `node` on top of `v`. `clock`: the highest counter
+ * `node` has used for any path; the new counter goes above it, so a change made after a version
+ * of the path was forgotten (a purged tombstone that a peer still holds) still dominates that one.
+ */
+export function bump(v: VersionVector, node: string, clock = 0): VersionVector {
   checkNodeId(node);
   const out = fresh();
   for (const k of Object.keys(v)) out[k] = count(v, k);
-  const next = count(v, node) + 1;
+  const next = Math.max(count(v, node), clock) + 1;
   if (!Number.isSafeInteger(next)) throw new FileSyncError('E_ARG', `counter of ${node} overflows`);
   out[node] = next;
   return Object.freeze(out);
@@ -79,7 +89,7 @@ export function validateVector(v: unknown): VersionVector {
   for (const k of keys) {
     const c = (v as Record<string, unknown>)[k];
     if (k === '' || Buffer.byteLength(k) > MAX_NODE_ID_BYTES || k.includes('\0')) throw new FileSyncError('E_WIRE', `invalid node id ${JSON.stringify(k.slice(0, 64))}`);
-    if (typeof c !== 'number' || !Number.isSafeInteger(c) || c < 1) throw new FileSyncError('E_WIRE', `counter of ${JSON.stringify(k.slice(0, 64))} must be a positive integer`);
+    if (typeof c !== 'number' || !Number.isSafeInteger(c) || c < 1 || c > MAX_COUNTER) throw new FileSyncError('E_WIRE', `counter of ${JSON.stringify(k.slice(0, 64))} must be an integer 1..${MAX_COUNTER}`);
     out[k] = c;
   }
   return Object.freeze(out);

@@ -45,8 +45,8 @@ test('version vectors: algebraic properties', () => {
   );
 });
 
-test('validateVector: rejects anything but node → positive integer, with E_WIRE', () => {
-  for (const bad of [null, [], 5, 'x', { A: 0 }, { A: -1 }, { A: 1.5 }, { A: '1' }, { '': 1 }, new Map([['A', 1]]), JSON.parse('{"__proto__": "x"}')]) {
+test('validateVector: rejects anything but node → integer 1..2^48, with E_WIRE', () => {
+  for (const bad of [null, [], 5, 'x', { A: 0 }, { A: -1 }, { A: 1.5 }, { A: '1' }, { A: 2 ** 48 + 1 }, { A: Number.MAX_SAFE_INTEGER }, { '': 1 }, new Map([['A', 1]]), JSON.parse('{"__proto__": "x"}')]) {
     assert.throws(() => validateVector(bad), (e: unknown) => e instanceof FileSyncError && e.code === 'E_WIRE', JSON.stringify(bad));
   }
   const v = validateVector(JSON.parse('{"__proto__": 2, "A": 1}'));

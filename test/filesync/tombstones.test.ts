@@ -74,6 +74,20 @@ test('confirmations survive a restart: with every peer offline, a node still pur
     await c.start('a');
     // Nobody can confirm anything now: only what a stored lets it purge.
     await waitFor('a purged the tombstone once old enough', () => rec(c, 'a', 'gone.txt') === undefined, 30_000);
+
+    // The path is created anew on a, which has forgotten its delete; b still holds it. The new
+    // version must dominate that tombstone (a's counter continues above it, see bump's clock),
+    // or b's tombstone would delete the new file on a when b is back.
+    await c.stop('a');
+    await c.start('a');
+    await writeFile(join(c.node('a').root, 'gone.txt'), 'back again');
+    await c.node('a').svc.scanNow('www');
+    assert.equal(rec(c, 'b', 'gone.txt')?.deleted, true, 'b (stopped) still holds the tombstone');
+    await c.start('b');
+    await waitFor('b has the new file', async () => (await readFile(join(c.node('b').root, 'gone.txt'), 'utf8').catch(() => '')) === 'back again');
+    await rounds(c, 'a', 'b', 2);
+    assert.equal(await readFile(join(c.node('a').root, 'gone.txt'), 'utf8'), 'back again', 'the new file survives on a');
+    assert.equal(rec(c, 'a', 'gone.txt')?.deleted, false);
   } finally {
     await c.close();
   }
