@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, rename, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rename, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { scan, scopeCovers } from '../../src/filesync/index/scanner.ts';
 import { HashCache } from '../../src/filesync/index/hashcache.ts';
@@ -119,6 +119,27 @@ test('scan: rehashes only changed files; racy hashes are not trusted; renames hi
     assert.equal(sixth.stats.hashed, 0, 'moved file and restored app.log both come from the cache');
     const seventh = await scan(dir, { previous: sixth.entries });
     assert.equal(seventh.stats.hashed, 0);
+  });
+});
+
+test('hash cache: a file that got a deleted file\'s inode number (same size and mtime) is not taken for it; birth times tell them apart', async () => {
+  await withTempDir(async (dir) => {
+    const fixed = new Date('1985-10-26T08:15:00Z'); // npm's mtime for every packed file
+    await writeFile(join(dir, 'a.js'), 'console.log("1.2.3")');
+    await utimes(join(dir, 'a.js'), fixed, fixed);
+    const cache = new HashCache();
+    const first = await scan(dir, { hashCache: cache });
+    const a = await lstat(join(dir, 'a.js'), { bigint: true });
+    assert.equal(cache.get(a), first.entries.get('a.js')!.hash);
+    assert.ok(a.birthtimeNs > 0n, 'this filesystem records birth times (ext4 does)');
+    // Another file with the same inode number, size and mtime, created later: a miss.
+    assert.equal(cache.get({ ...a, birthtimeNs: a.birthtimeNs + 1n }), undefined);
+    // The real sequence; whether ext4 hands out the same inode again is up to it, the hash must be right either way.
+    await unlink(join(dir, 'a.js'));
+    await writeFile(join(dir, 'b.js'), 'console.log("9.9.9")');
+    await utimes(join(dir, 'b.js'), fixed, fixed);
+    const second = await scan(dir, { previous: first.entries, hashCache: cache });
+    assert.equal(second.entries.get('b.js')!.hash, createHash('sha256').update('console.log("9.9.9")').digest('hex'));
   });
 });
 

@@ -130,7 +130,7 @@ export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanRe
       res.stats.reused++;
       return { hash: p.hash, racy: false };
     }
-    const cached = cache?.get(st.dev, st.ino, size, st.mtimeNs);
+    const cached = cache?.get(st);
     if (cached !== undefined) {
       res.stats.reused++;
       return { hash: cached, racy: false };
@@ -143,7 +143,7 @@ export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanRe
     const after = await lstat(abs, { bigint: true });
     const window = st.mtimeNs % 1_000_000_000n === 0n ? RACY_NS : RACY_FINE_NS;
     const racy = startNs - st.mtimeNs < window || after.mtimeNs !== st.mtimeNs || Number(after.size) !== size;
-    if (!racy) cache?.set(st.dev, st.ino, size, st.mtimeNs, hash);
+    if (!racy) cache?.set(st, hash);
     return { hash, racy };
   };
 
