@@ -22,8 +22,8 @@
  * was full and events may be lost. Every watcher then gets `onOverflow` and a whole-tree scan.
  * (Several watches of one inode count each event more than once: at worst a needless scan.)
  */
-import { readFileSync, watch } from 'node:fs';
-import type { FSWatcher } from 'node:fs';
+import { lstatSync, readFileSync, watch } from 'node:fs';
+import type { BigIntStats, FSWatcher } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ScanScope } from './index/scanner.ts';
@@ -82,6 +82,12 @@ export interface TreeWatcherOptions {
 interface WindowScope { paths: Set<string>; trees: Set<string> }
 const emptyScope = (): WindowScope => ({ paths: new Set(), trees: new Set() });
 
+/**
+ * A directory's identity: inode number and birth time (a directory removed and made again often
+ * gets the same inode number back at once).
+ */
+const identity = (st: BigIntStats): string => `${st.ino}:${st.birthtimeNs}`;
+
 export class TreeWatcher {
   readonly #root: string;
   readonly #debounceMs: number;
@@ -91,6 +97,8 @@ export class TreeWatcher {
   readonly #skipDir: (path: string) => boolean;
   /** Watched directories, by path relative to the root ('' = root). */
   readonly #dirs = new Map<string, FSWatcher>();
+  /** Identity of each watched directory when its watch was made (see identity()). */
+  readonly #inodes = new Map<string, string>();
   #active = false;
   #timer: NodeJS.Timeout | undefined;
   #first = 0;
@@ -143,6 +151,9 @@ export class TreeWatcher {
         else this.#unwatch(rel); // directory gone
       });
       this.#dirs.set(rel, w);
+      // The watch follows this directory (inode), not its name: a directory made anew or moved
+      // in under the same name needs a watch of its own (see #added).
+      this.#inodes.set(rel, identity(lstatSync(rel === '' ? this.#root : join(this.#root, rel), { bigint: true })));
       return true;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -180,7 +191,7 @@ export class TreeWatcher {
     const cls = this.#classify(rel);
     if (cls === 'temp') return;
     if (cls === 'own-dir') {
-      if (!this.#dirs.has(rel)) void this.#added(rel);
+      void this.#added(rel);
       return;
     }
     if (cls === 'own') {
@@ -198,9 +209,13 @@ export class TreeWatcher {
   }
 
   async #added(rel: string): Promise<void> {
-    const st = await lstat(join(this.#root, rel)).catch(() => null);
+    const st = await lstat(join(this.#root, rel), { bigint: true }).catch(() => null);
     if (st?.isDirectory() === true) {
-      if (this.#dirs.has(rel) || this.#skipDir(rel)) return;
+      if (this.#dirs.has(rel)) {
+        if (this.#inodes.get(rel) === identity(st)) return;
+        this.#unwatch(rel); // another directory under this name (removed and made again, swapped)
+      }
+      if (this.#skipDir(rel)) return;
       if (this.#watchDir(rel)) await this.#walk(rel);
     } else if (this.#dirs.has(rel)) this.#unwatch(rel);
   }
@@ -211,6 +226,7 @@ export class TreeWatcher {
       if (d === rel || d.startsWith(prefix)) {
         w.close();
         this.#dirs.delete(d);
+        this.#inodes.delete(d);
       }
     }
   }
@@ -250,5 +266,6 @@ export class TreeWatcher {
     this.#scope = emptyScope();
     for (const w of this.#dirs.values()) w.close();
     this.#dirs.clear();
+    this.#inodes.clear();
   }
 }

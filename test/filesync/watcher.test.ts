@@ -62,6 +62,31 @@ test('watcher: a window reports where its events were (changed entries; created,
 
 const capacity = Number.parseInt(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'), 10);
 
+test('watcher: a directory removed and made again, or swapped for another under its name, is watched anew', async () => {
+  await withTempDir(async (dir) => {
+    mkdirSync(join(dir, 'x'));
+    mkdirSync(join(dir, 'www'));
+    mkdirSync(join(dir, 'www.new/sub'), { recursive: true });
+    await watching(dir, async (w) => {
+      rmSync(join(dir, 'x'), { recursive: true });
+      mkdirSync(join(dir, 'x'));
+      renameSync(join(dir, 'www'), join(dir, 'www.old'));
+      renameSync(join(dir, 'www.new'), join(dir, 'www'));
+      await w.next();
+      await new Promise((r) => setTimeout(r, 200)); // the new directories get their watches
+      w.scopes.length = 0;
+      for (const f of ['x/inside', 'www/inside', 'www/sub/deeper']) {
+        writeFileSync(join(dir, f), 'new');
+        const s = await w.next();
+        assert.ok(s === null || s.trees.has(f), `${f}: an event from inside the new directory (got ${JSON.stringify(s && { paths: [...s.paths], trees: [...s.trees] })})`);
+      }
+      writeFileSync(join(dir, 'www.old/after'), 'x');
+      const old = await w.next();
+      assert.ok(old === null || old.trees.has('www.old/after'), 'the moved-away directory reports under its new name, not as www');
+    });
+  });
+});
+
 test('watcher: a burst that fills the inotify queue while the event loop is busy is reported and asks for a whole-tree scan', {
   skip: capacity > 200_000 && `fs.inotify.max_queued_events is ${capacity}: too many files to create for an overflow`,
 }, async () => {
