@@ -14,7 +14,7 @@
  * Depends on: index/scanner, resolve, guards, safety, transfer, diskops, indexstore, buckets.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, rename } from 'node:fs/promises';
+import { mkdir, readdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { PeerAddress, RpcClientPool } from '../rpc/client.ts';
 import type { RpcStream } from '../rpc/connection.ts';
@@ -445,6 +445,27 @@ export class TreeSync {
     return this.#include !== null && isDir === false && !this.#include.ignores(path, false);
   }
 
+  /**
+   * Is directory `rel` held only by content this tree does not sync (excluded entries, our temp
+   * files; directories holding nothing else)? Such a directory, deleted by a peer, stays on disk
+   * for that content — as with rsync --delete — while its tombstone is kept, neither failing
+   * forever nor coming back as a new directory. Excluded directories are not read.
+   */
+  async #keptForExcluded(rel: string): Promise<boolean> {
+    let held = false;
+    const walk = async (dir: string): Promise<boolean> => {
+      const ents = await readdir(join(this.cfg.root, dir), { withFileTypes: true }).catch(() => null);
+      if (ents === null) return false;
+      for (const e of ents) {
+        const child = `${dir}/${e.name}`;
+        if ((e.name.startsWith(TEMP_PREFIX) && e.name.endsWith(TEMP_SUFFIX)) || this.#excluded(child, e.isDirectory())) held = true;
+        else if (!e.isDirectory() || !(await walk(child))) return false;
+      }
+      return true;
+    };
+    return (await walk(rel)) && held;
+  }
+
   #pause(reason: string): void {
     if (this.#paused === reason) return;
     this.#paused = reason;
@@ -523,6 +544,8 @@ export class TreeSync {
     for (const e of res.entries.values()) {
       const rec = this.#index.get(e.path);
       const fresh = rec === undefined || rec.deleted;
+      // Deleted in the pool, here only for content we do not sync: stays deleted (see #keptForExcluded).
+      if (rec?.deleted === true && e.type === 'dir' && (await this.#keptForExcluded(e.path))) continue;
       const changed = fresh || this.#differs(rec, e);
       const statOnly = !changed && (rec.ino !== e.ino || rec.stMtimeNs !== e.mtimeNs || rec.racy !== (e.racy === true));
       if (!changed && !statOnly) continue;
@@ -1340,7 +1363,12 @@ export class TreeSync {
   async #materialize(r: FileVersion, abs: string, local: IndexRecord | undefined, basis: string | null, ctx: ApplyCtx, verified = false, guard?: () => Promise<void>): Promise<FetchItem | null> {
     if (r.deleted) {
       await guard?.();
-      await removePath(abs);
+      try {
+        await removePath(abs);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || !(await this.#keptForExcluded(r.path))) throw e;
+        this.#log.info({ path: r.path }, 'a directory deleted by a peer stays here for its excluded content');
+      }
       this.#files.deleted++;
       return null;
     }

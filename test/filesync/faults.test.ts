@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readFile, readdir, readlink, stat, unlink, rmdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, readlink, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PeerAddress } from '../../src/rpc/client.ts';
 import { RpcServer } from '../../src/rpc/server.ts';
@@ -149,4 +149,38 @@ test('setuid and setgid bits survive the chown of a received file', { skip: proc
       assert.deepEqual([st.uid, st.gid], [65534, 65534]);
     }
   });
+});
+
+test('a directory deleted on a peer but holding excluded files here stays for them, takes the delete, and does not come back', async () => {
+  const c = await makeCluster({ names: ['a', 'b'], watch: false, tree: { exclude: ['*.log', 'cache/'] } });
+  try {
+    const A = await c.start('a');
+    const B = await c.start('b');
+    await mkdir(join(A.root, 'app1/sub'), { recursive: true });
+    await writeFile(join(A.root, 'app1/x.txt'), 'synced');
+    await writeFile(join(A.root, 'app1/sub/y.txt'), 'synced');
+    for (let i = 0; i < 10; i++) await writeFile(join(A.root, `keep${i}`), 'x'); // app1 is a small part of the tree
+    await A.svc.scanNow('www');
+    await waitFor('b has app1', async () => (await readFile(join(B.root, 'app1/sub/y.txt'), 'utf8').catch(() => '')) === 'synced');
+    // Content b does not sync, in the directory and in a subdirectory.
+    await writeFile(join(B.root, 'app1/error.log'), 'local log');
+    await mkdir(join(B.root, 'app1/sub/cache'));
+    await writeFile(join(B.root, 'app1/sub/cache/blob'), 'local cache');
+    await B.svc.scanNow('www'); // the directories' mtimes moved: new versions, sent to a
+    await waitFor('a has b\'s directory versions', () => JSON.stringify(A.svc.tree('www').record('app1/sub')?.version) === JSON.stringify(B.svc.tree('www').record('app1/sub')?.version));
+    await rm(join(A.root, 'app1'), { recursive: true });
+    await A.svc.scanNow('www');
+    await waitFor('b took the deletes', () => B.svc.tree('www').record('app1')?.deleted === true && B.svc.tree('www').record('app1/sub')?.deleted === true);
+    assert.equal(await readFile(join(B.root, 'app1/error.log'), 'utf8'), 'local log', 'excluded content is kept');
+    assert.equal(await readFile(join(B.root, 'app1/sub/cache/blob'), 'utf8'), 'local cache');
+    await assert.rejects(stat(join(B.root, 'app1/x.txt')), { code: 'ENOENT' });
+    // b's next scans keep the tombstones: nothing comes back to a, and b is not behind.
+    await B.svc.scanNow('www');
+    assert.equal(B.svc.tree('www').record('app1')?.deleted, true);
+    await A.svc.scanNow('www');
+    await waitFor('b in sync with a, nothing failing', () => B.svc.status('www')[0]!.peers.every((p) => p.state === 'in-sync' && p.lastError === null));
+    await assert.rejects(stat(join(A.root, 'app1')), { code: 'ENOENT' }, 'app1 did not come back to a');
+  } finally {
+    await c.close();
+  }
 });
