@@ -149,6 +149,8 @@ const APPLY_CONCURRENCY = 16;
 const FETCH_STREAMS = 4;
 /** Bytes of content per files.fetch stream (a larger file gets a stream of its own). */
 const FETCH_BATCH_BYTES = 8 << 20;
+/** Local deletes within this long count together for the mass-delete guard. */
+const MASS_DELETE_WINDOW_MS = 5 * 60_000;
 /** Entries of a catch-up applied together (pages of MAX_ENTRIES_PER_MESSAGE are gathered). */
 const APPLY_BATCH = 16_384;
 /** Watcher events for paths we wrote are checked (not rescanned) until this long after the apply. */
@@ -229,6 +231,8 @@ export class TreeSync {
    */
   #clock = 0;
   #clockSaved = 0;
+  /** Local deletes recorded by recent scans (the mass-delete guard counts them together). */
+  #recentDeletes: { at: number; n: number }[] = [];
 
   constructor(cfg: TreeConfig, host: TreeHost) {
     this.cfg = cfg;
@@ -571,12 +575,18 @@ export class TreeSync {
       // A tombstone's mtime is the time of the delete: its age decides when it may be purged.
       changes.push({ before: r, after: { ...r, deleted: true, version: bump(r.version, node, this.#clock), modifiedBy: node, mtimeNs: BigInt(Date.now()) * 1_000_000n, ino: 0n, stMtimeNs: 0n, racy: false } });
     }
+    // Deletes of the last MASS_DELETE_WINDOW_MS count together: an rm -rf spread over several
+    // scans (a slow disk, a long stream of events) must not pass in slices of a shrinking tree.
+    const now = Date.now();
+    this.#recentDeletes = this.#allowMassDelete ? [] : this.#recentDeletes.filter((d) => now - d.at < MASS_DELETE_WINDOW_MS);
+    const earlier = this.#recentDeletes.reduce((n, d) => n + d.n, 0);
     if (!this.#allowMassDelete) {
-      const md = checkMassDelete(live, deletes, { maxPercent: this.cfg.maxDeletePercent });
+      const md = checkMassDelete(live + earlier, deletes + earlier, { maxPercent: this.cfg.maxDeletePercent });
       if (!md.ok) {
-        this.#pause(`mass-delete: local ${md.message}`);
+        this.#pause(`mass-delete: local ${md.message}${earlier > 0 ? ` (${earlier} of them deleted by the previous scans of the last ${MASS_DELETE_WINDOW_MS / 60_000} minutes)` : ''}`);
         return [];
       }
+      if (deletes > 0) this.#recentDeletes.push({ at: now, n: deletes });
     }
     this.#allowMassDelete = false;
     this.#commit(changes);

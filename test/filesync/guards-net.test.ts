@@ -57,6 +57,28 @@ test('a local mass delete pauses the tree; peers keep their files until an admin
   }
 });
 
+test('a mass delete in slices (an rm -rf over several scans) is held too: recent deletes count together', async () => {
+  const c = await makeCluster({ names: ['a', 'b'], watch: false });
+  try {
+    await c.start('a');
+    await c.start('b');
+    for (let i = 0; i < 30; i++) await writeFile(join(c.node('a').root, `f${i}`), `x${i}`);
+    await c.node('a').svc.scanNow('www');
+    await waitFor('b has 30 files', async () => (await count(c.node('b').root)) === 30);
+    // 10 of 30, then 10 of the 20 left: each slice at most half of what is left.
+    for (let i = 0; i < 10; i++) await unlink(join(c.node('a').root, `f${i}`));
+    await c.node('a').svc.scanNow('www');
+    assert.equal(c.node('a').svc.status('www')[0]!.paused, null, 'a third of the tree: not held');
+    await waitFor('b applied the first slice', async () => (await count(c.node('b').root)) === 20);
+    for (let i = 10; i < 20; i++) await unlink(join(c.node('a').root, `f${i}`));
+    await c.node('a').svc.scanNow('www');
+    assert.match(c.node('a').svc.status('www')[0]!.paused ?? '', /^mass-delete: local change set deletes 20 of 30 entries .*10 of them deleted by the previous scans/);
+    assert.equal(await count(c.node('b').root), 20, 'b keeps the second slice');
+  } finally {
+    await c.close();
+  }
+});
+
 test('post-sync actions run once after a burst of changes', async () => {
   const c = await makeCluster({ names: ['a', 'b'], watch: false, tree: { postSync: [{ run: 'echo "$MULTIALL_TREE $MULTIALL_CHANGED" >> ../post.log', timeoutMs: 5000 }], debounceMs: 300 } });
   try {

@@ -3,11 +3,18 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { chmod, lstat, mkdir, rename, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { scan, scopeCovers } from '../../src/filesync/index/scanner.ts';
 import { HashCache } from '../../src/filesync/index/hashcache.ts';
 import { FileSyncError } from '../../src/filesync/errors.ts';
 import { withTempDir } from './helpers.ts';
+import { canRunAgentAs } from '../../src/harness/cluster.ts';
+
+/** The `nobody` account (uid and gid 65534 on Debian). */
+const NOBODY = { uid: 65534, gid: 65534 };
 
 const past = new Date('2024-01-02T03:04:05Z');
 
@@ -141,6 +148,27 @@ test('hash cache: a file that got a deleted file\'s inode number (same size and 
     const second = await scan(dir, { previous: first.entries, hashCache: cache });
     assert.equal(second.entries.get('b.js')!.hash, createHash('sha256').update('console.log("9.9.9")').digest('hex'));
   });
+});
+
+test('scan: a tree root that cannot be listed fails the scan (E_TREE_ROOT) instead of reporting its content gone', {
+  skip: process.getuid?.() !== 0 ? 'needs root (to scan as nobody a directory it may enter but not list)' : !canRunAgentAs(NOBODY) ? 'nobody cannot read this checkout or its Node binary' : false,
+}, async () => {
+  const base = mkdtempSync(join(tmpdir(), 'multiall-unreadable-'));
+  try {
+    chmodSync(base, 0o711);
+    const root = join(base, 'tree');
+    mkdirSync(root, { mode: 0o711 }); // others (nobody) may enter, not list
+    writeFileSync(join(root, 'file'), 'x');
+    const script = `import { scan } from ${JSON.stringify(pathToFileURL(join(import.meta.dirname, '../../src/filesync/index/scanner.ts')).href)};
+      try { const r = await scan(process.argv[1]); console.log(JSON.stringify({ entries: r.entries.size, problems: r.problems })); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, root], { uid: NOBODY.uid, gid: NOBODY.gid, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { code?: string; message?: string };
+    assert.equal(out.code, 'E_TREE_ROOT', r.stdout);
+    assert.match(out.message!, /cannot read tree root .*EACCES/);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
 });
 
 test('scan: special files and invalid names are reported, not synced; root must be a directory', async () => {

@@ -153,7 +153,11 @@ export async function scan(root: string, opts: ScanOptions = {}): Promise<ScanRe
     try {
       names = await readdir(absDir, { encoding: 'buffer' });
     } catch (e) {
-      res.problems.push({ path: relDir || '.', reason: `readdir: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
+      const code = (e as NodeJS.ErrnoException).code ?? String(e);
+      // Nothing can be concluded from a root that cannot be listed (EACCES, EMFILE…): not even
+      // that its content is gone. The scan fails; its caller changes nothing.
+      if (relDir === '') throw new FileSyncError('E_TREE_ROOT', `cannot read tree root ${root}: ${code}`);
+      res.problems.push({ path: relDir, reason: `readdir: ${code}` });
       return false;
     }
     names.sort(Buffer.compare); // deterministic order
