@@ -283,8 +283,10 @@ export class TreeSync {
       }
     }
     if (this.#paused !== undefined) this.#log.warn({ reason: this.#paused }, 'tree is paused (from a previous run)');
+    // Watches first (all of them), then the scan: a change made meanwhile is either seen by the
+    // scan or reported by a watch.
+    if (this.#host.watch !== false) await this.#startWatcher();
     await this.scanNow();
-    if (this.#host.watch !== false) this.#startWatcher();
     this.#timers.push(setInterval(() => void this.scanNow().then(() => this.catchUpAll()), this.cfg.scanIntervalMs));
     this.#timers.push(setInterval(() => this.catchUpAll(), this.#host.antiEntropyMs ?? 60_000));
     for (const t of this.#timers) t.unref();
@@ -304,7 +306,7 @@ export class TreeSync {
     this.#flushDb();
   }
 
-  #startWatcher(): void {
+  #startWatcher(): Promise<void> {
     this.#watcher ??= new TreeWatcher({
       root: this.cfg.root,
       debounceMs: this.cfg.debounceMs,
@@ -319,6 +321,7 @@ export class TreeSync {
       skipDir: (dir) => this.#excluded(dir, true),
     });
     this.#watcher.start();
+    return this.#watcher.ready;
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {

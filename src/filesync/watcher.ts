@@ -97,6 +97,7 @@ export class TreeWatcher {
   readonly #skipDir: (path: string) => boolean;
   /** Watched directories, by path relative to the root ('' = root). */
   readonly #dirs = new Map<string, FSWatcher>();
+  #ready: Promise<void> = Promise.resolve();
   /** Identity of each watched directory when its watch was made (see identity()). */
   readonly #inodes = new Map<string, string>();
   #active = false;
@@ -137,8 +138,13 @@ export class TreeWatcher {
     this.#active = true;
     overflowListeners.add(this.#overflowed);
     if (!this.#watchDir('')) return false;
-    void this.#walk('');
+    this.#ready = this.#walk('');
     return this.#active;
+  }
+
+  /** Resolves once every directory present at start() has its watch. */
+  get ready(): Promise<void> {
+    return this.#ready;
   }
 
   /** Watches `rel` (a directory); false if watching failed (then the watcher is closed). */

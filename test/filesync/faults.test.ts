@@ -184,3 +184,18 @@ test('a directory deleted on a peer but holding excluded files here stays for th
     await c.close();
   }
 });
+
+test('a change made right after start, deep in the tree, is seen: every directory is watched before start() returns', async () => {
+  const c = await makeCluster({ names: ['a', 'b'] }); // watchers on, periodic scans hourly
+  try {
+    const dirs = Array.from({ length: 300 }, (_, i) => `d${String(i).padStart(3, '0')}/sub`);
+    const root = join(c.dir, 'a', 'tree');
+    for (const d of dirs) await mkdir(join(root, d), { recursive: true });
+    await c.start('a');
+    await writeFile(join(root, dirs.at(-1)!, 'late'), 'written right after start');
+    await c.start('b');
+    await waitFor('b has the late file', async () => (await readFile(join(c.node('b').root, dirs.at(-1)!, 'late'), 'utf8').catch(() => '')) === 'written right after start');
+  } finally {
+    await c.close();
+  }
+});
