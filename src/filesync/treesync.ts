@@ -231,6 +231,10 @@ export class TreeSync {
    */
   #clock = 0;
   #clockSaved = 0;
+  /** Index changes so far (a generation: cached views of the index check it). */
+  #gen = 0;
+  /** The sorted entry list of the last files.entries request with more pages to come. */
+  #entriesList: { key: string; gen: number; list: { b: number; r: IndexRecord }[] } | undefined;
   /** Local deletes recorded by recent scans (the mass-delete guard counts them together). */
   #recentDeletes: { at: number; n: number }[] = [];
 
@@ -333,6 +337,7 @@ export class TreeSync {
   // ------------------------------------------------------------------ index
 
   #put(before: IndexRecord | undefined, after: IndexRecord): void {
+    this.#gen++;
     this.#summary.update(before, after);
     const own = after.version[this.#host.node] ?? 0;
     if (own > this.#clock) this.#clock = own;
@@ -855,6 +860,7 @@ export class TreeSync {
     for (const t of purge) {
       this.#summary.update(t, undefined);
       this.#index.delete(t.path);
+      this.#gen++;
       this.#tombs.delete(t.path);
       this.#acks.delete(t.path);
       this.#acksDirty.delete(t.path);
@@ -1023,22 +1029,37 @@ export class TreeSync {
   }
 
   handleEntries(req: EntriesReq): { entries: unknown[]; next?: [number, string] } {
-    const want = new Set(req.buckets);
-    const list: { b: number; r: IndexRecord }[] = [];
-    for (const r of this.#index.values()) {
-      const b = bucketOf(r.path);
-      if (want.has(b)) list.push({ b, r });
+    // The sorted list is built once per catch-up and reused for its next pages while the index
+    // is unchanged (a page is 2,048 entries: sorting a large tree for each was quadratic).
+    const key = [...req.buckets].sort((x, y) => x - y).join(',');
+    let cached = this.#entriesList;
+    if (cached === undefined || cached.key !== key || cached.gen !== this.#gen) {
+      const want = new Set(req.buckets);
+      const list: { b: number; r: IndexRecord }[] = [];
+      for (const r of this.#index.values()) {
+        const b = bucketOf(r.path);
+        if (want.has(b)) list.push({ b, r });
+      }
+      list.sort((x, y) => x.b - y.b || (x.r.path < y.r.path ? -1 : x.r.path > y.r.path ? 1 : 0));
+      this.#entriesList = cached = { key, gen: this.#gen, list };
     }
-    list.sort((x, y) => x.b - y.b || (x.r.path < y.r.path ? -1 : x.r.path > y.r.path ? 1 : 0));
+    const list = cached.list;
     let start = 0;
     if (req.after !== undefined) {
+      // First entry after the cursor (binary search).
       const a = req.after;
-      start = list.findIndex((x) => x.b > a.bucket || (x.b === a.bucket && x.r.path > a.path));
-      if (start < 0) start = list.length;
+      let hi = list.length;
+      while (start < hi) {
+        const mid = (start + hi) >>> 1;
+        const x = list[mid]!;
+        if (x.b > a.bucket || (x.b === a.bucket && x.r.path > a.path)) hi = mid;
+        else start = mid + 1;
+      }
     }
     const page = list.slice(start, start + MAX_ENTRIES_PER_MESSAGE);
     const last = page.at(-1);
     const more = start + page.length < list.length && last !== undefined;
+    if (!more) this.#entriesList = undefined;
     return { entries: page.map((x) => encodeEntry(x.r, this.#names)), ...(more ? { next: [last.b, last.r.path] as [number, string] } : {}) };
   }
 
@@ -1445,6 +1466,7 @@ export class TreeSync {
         this.#db.clear();
         for (const r of this.#index.values()) this.#summary.update(r, undefined);
         this.#index.clear();
+        this.#gen++;
         this.#tombs.clear();
         this.#acks.clear();
         this.#acksDirty.clear();
