@@ -5,9 +5,11 @@
  *   unmounted disk or a wrong mount would look like "everything deleted" (syncthing#799).
  * - mass-delete guard: a change set deleting more than maxPercent of a tree's entries (and at
  *   least minDeletes entries), or every entry of a tree of 2+ entries, is held for an admin.
+ * - nested mounts: mountsUnder() lists the filesystems mounted inside a tree, so that one that
+ *   is gone (unmounted) is not taken for its content deleted (treesync.ts).
  */
-import { open, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, readFile, realpath, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 import { FileSyncError } from './errors.ts';
 
 export const TREE_MARKER = '.multiall-tree';
@@ -105,3 +107,22 @@ export function checkMassDelete(treeEntries: number, deletes: number, policy: Ma
   }
   return { ok: true };
 }
+
+/**
+ * Mount points strictly inside `root` (tree-relative paths), from /proc/self/mountinfo (field
+ * 5, with octal escapes for space, tab, newline and backslash). Empty where that file is missing.
+ */
+export async function mountsUnder(root: string, mountinfo = '/proc/self/mountinfo'): Promise<string[]> {
+  const [text, real] = await Promise.all([readFile(mountinfo, 'utf8').catch(() => ''), realpath(root).catch(() => null)]);
+  if (real === null) return [];
+  const out = new Set<string>();
+  for (const line of text.split('\n')) {
+    const field = line.split(' ')[4];
+    if (field === undefined) continue;
+    const point = field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const rel = relative(real, point);
+    if (rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !rel.startsWith(sep)) out.add(rel.split(sep).join('/'));
+  }
+  return [...out].sort();
+}
+

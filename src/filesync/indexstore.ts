@@ -90,6 +90,20 @@ export class IndexStore {
     return `files.clock.${this.#tree}`;
   }
 
+  /** Mount points seen inside the tree (tree-relative), so that one gone is noticed after a restart too. */
+  mounts(): string[] {
+    try {
+      const v: unknown = JSON.parse(this.#store.kvGet(`files.mounts.${this.#tree}`) ?? '[]');
+      return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  setMounts(mounts: string[]): void {
+    this.#store.kvSet(`files.mounts.${this.#tree}`, JSON.stringify(mounts));
+  }
+
   /** Forgets records (purged tombstones) and their confirmations in one transaction. */
   remove(paths: string[]): void {
     const del = this.#store.db.prepare('DELETE FROM fs_files WHERE tree = ? AND path = ?');

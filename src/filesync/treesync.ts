@@ -26,7 +26,7 @@ import { FileSyncError } from './errors.ts';
 import { TEMP_PREFIX, TEMP_SUFFIX, syncDir } from './delta/index.ts';
 import type { PatchOptions, PatchResult } from './delta/index.ts';
 import { CAN_CHOWN, applyMeta, clearForType, diskMatches, diskMatchesNow, ensureDir, lstatOrNull, removePath, setDirTime, writeSymlink } from './diskops.ts';
-import { checkMassDelete, checkTree, initTree } from './guards.ts';
+import { checkMassDelete, checkTree, initTree, mountsUnder } from './guards.ts';
 import type { TreeIdentity } from './guards.ts';
 import type { Entry } from './index/entry.ts';
 import { IgnoreMatcher } from './index/gitignore.ts';
@@ -231,6 +231,10 @@ export class TreeSync {
    */
   #clock = 0;
   #clockSaved = 0;
+  /** Filesystems mounted inside the tree, as seen so far (IndexStore.mounts). */
+  #mounts = new Set<string>();
+  /** The gone mounts last warned about (NUL-joined). */
+  #goneWarned = '';
   /** Index changes so far (a generation: cached views of the index check it). */
   #gen = 0;
   /** The sorted entry list of the last files.entries request with more pages to come. */
@@ -268,6 +272,7 @@ export class TreeSync {
 
   async start(): Promise<void> {
     this.#clock = this.#clockSaved = this.#db.clock();
+    this.#mounts = new Set(this.#db.mounts());
     for (const r of this.#db.load().values()) this.#put(undefined, r);
     // A Store written before the clock was kept: it starts from the index, before any purge.
     if (this.#clock > this.#clockSaved) this.#db.save([], (this.#clockSaved = this.#clock));
@@ -452,6 +457,27 @@ export class TreeSync {
     if (this.#toVerify.size > 0) this.#armVerify();
   }
 
+  /**
+   * Nested mount points seen inside the tree that are not mounted now (unmounted disk, NFS
+   * gone). Below them nothing is taken as deleted and nothing is written until they are back,
+   * or an admin accepts the tree as it is (resync). Mount points are remembered in the Store.
+   */
+  async #goneMounts(): Promise<string[]> {
+    const now = await mountsUnder(this.cfg.root);
+    const gone = [...this.#mounts].filter((m) => !now.includes(m));
+    if (now.some((m) => !this.#mounts.has(m))) {
+      for (const m of now) this.#mounts.add(m);
+      this.#db.setMounts([...this.#mounts].sort());
+    }
+    const key = gone.join('\0');
+    if (key !== this.#goneWarned) {
+      this.#goneWarned = key;
+      if (gone.length > 0) this.#log.warn({ mounts: gone }, 'a filesystem mounted inside the tree is gone (unmounted?): its content is not taken as deleted and nothing is written there until it is back (or multiall files resync accepts it)');
+      else this.#log.info('every filesystem mounted inside the tree is back');
+    }
+    return gone;
+  }
+
   #excluded(path: string, isDir: boolean): boolean {
     if (this.#exclude.ignores(path, isDir)) return true;
     return this.#include !== null && isDir === false && !this.#include.ignores(path, false);
@@ -540,8 +566,11 @@ export class TreeSync {
     const res = await scan(this.cfg.root, { exclude: this.cfg.exclude, include: this.cfg.include, previous, hashCache: this.#hashCache, scope });
     this.#lastScanAt = Date.now();
     this.#lastScan = { hashed: res.stats.hashed, reused: res.stats.reused, entries: res.entries.size, scoped: scope !== undefined };
-    // An unreadable directory must not look like deleted content.
-    const blind = res.problems.map((p) => p.path);
+    // An unreadable directory must not look like deleted content, nor a nested mount that is gone
+    // (what the scan found in its place is not looked at either).
+    const gone = await this.#goneMounts();
+    const blind = [...res.problems.map((p) => p.path), ...gone];
+    for (const g of gone) for (const path of res.entries.keys()) if (under(path, g) && path !== g) res.entries.delete(path);
     for (const p of res.problems) this.#log.warn(p, 'scan problem');
     const stalePartials = await removeStalePartials(this.cfg.root, res.partials);
     if (stalePartials > 0) this.#log.info({ removed: stalePartials }, 'removed partial files of transfers not resumed for a day');
@@ -1119,8 +1148,15 @@ export class TreeSync {
       }
       const record: Change[] = [];
       const work: Work[] = [];
+      const gone = await this.#goneMounts();
+      let held = 0;
       for (const r of remotes) {
         if (this.#excluded(r.path, r.type === 'dir')) continue;
+        // Nothing is written where a nested filesystem is missing: it waits for the mount.
+        if (gone.some((g) => under(r.path, g) && r.path !== g)) {
+          held++;
+          continue;
+        }
         const local = this.#index.get(r.path);
         const d = this.#receiver ? resolveMirror(local, r) : resolve(local, r);
         if (d.action === 'keep-local') {
@@ -1133,6 +1169,7 @@ export class TreeSync {
       }
       this.#commit(record);
       const out = await this.#applyWork(peer, work);
+      out.skipped += held;
       if (out.applied > 0) {
         this.#postSync.trigger(out.applied);
         this.#host.bus?.publish('files.synced', { tree: this.cfg.name, peer, applied: out.applied, failed: out.failed });
@@ -1473,6 +1510,9 @@ export class TreeSync {
         this.#byHash.clear();
       }
       if (this.#paused?.startsWith('mass-delete') === true) this.#allowMassDelete = true;
+      // Nested filesystems: the ones mounted now are the tree's; one that is gone is accepted as gone.
+      this.#mounts = new Set(await mountsUnder(this.cfg.root));
+      this.#db.setMounts([...this.#mounts].sort());
       this.#paused = undefined;
       this.#db.setPaused(null);
       this.#host.bus?.publish('files.resumed', { tree: this.cfg.name });

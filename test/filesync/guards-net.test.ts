@@ -1,9 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir, rm, unlink, writeFile, lstat } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { makeCluster, waitFor } from './cluster.ts';
 
+/** Entries of `dir` that are not hidden (the tree marker, our temp files). */
+const visible = async (dir: string): Promise<number> => (await readdir(dir).catch(() => [])).filter((f) => !f.startsWith('.')).length;
 const count = async (dir: string): Promise<number> => (await readdir(dir).catch(() => [])).filter((f) => f.startsWith('f')).length;
 
 test('a vanished or unmounted root pauses the tree instead of deleting on peers; resync restores it', async () => {
@@ -91,6 +94,52 @@ test('post-sync actions run once after a burst of changes', async () => {
     assert.equal(await readFile(log, 'utf8'), 'www 5\n');
     assert.ok(c.node('b').events.some((e) => e.kind === ('files.post_sync' as never)));
   } finally {
+    await c.close();
+  }
+});
+
+test('a filesystem mounted inside the tree that goes away: nothing deleted on peers, nothing written in its place; back, or accepted by resync', {
+  skip: process.getuid?.() !== 0 ? 'needs root (bind mounts)' : false,
+}, async () => {
+  const c = await makeCluster({ names: ['a', 'b'], watch: false });
+  const mnt = (...args: string[]): void => {
+    const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
+  };
+  let mounted = '';
+  try {
+    const A = await c.start('a');
+    const B = await c.start('b');
+    const disk = join(c.dir, 'uploads-disk');
+    await mkdir(disk);
+    for (let i = 0; i < 5; i++) await writeFile(join(disk, `u${i}`), `upload ${i}`);
+    for (let i = 0; i < 20; i++) await writeFile(join(A.root, `k${i}`), `keep ${i}`);
+    await mkdir(join(A.root, 'uploads'));
+    mnt('mount', '--bind', disk, (mounted = join(A.root, 'uploads')));
+    await A.svc.scanNow('www');
+    await waitFor('b has the uploads', async () => (await visible(join(B.root, 'uploads'))) === 5);
+
+    mnt('umount', mounted);
+    mounted = '';
+    await A.svc.scanNow('www');
+    assert.equal(A.svc.tree('www').record('uploads/u0')?.deleted, false, 'not taken as deleted on a');
+    await writeFile(join(B.root, 'uploads', 'from-b'), 'new on b');
+    await B.svc.scanNow('www');
+    await waitFor('a heard of b\'s new file and held it', () => (A.svc.status('www')[0]!.peers.find((p) => p.peer === 'b')?.behind ?? 0) > 0);
+    assert.deepEqual(await readdir(join(A.root, 'uploads')), [], 'nothing written onto the empty mount point');
+    assert.equal(await visible(join(B.root, 'uploads')), 6, 'b keeps every upload');
+
+    mnt('mount', '--bind', disk, (mounted = join(A.root, 'uploads')));
+    await waitFor('a got b\'s new file once the filesystem is back', async () => (await readFile(join(disk, 'from-b'), 'utf8').catch(() => '')) === 'new on b', 30_000);
+
+    // Gone for good: an admin accepts the tree as it is; the uploads are then deleted everywhere.
+    mnt('umount', mounted);
+    mounted = '';
+    await A.svc.resync('www');
+    await waitFor('b applied the accepted deletes', async () => (await visible(join(B.root, 'uploads'))) === 0);
+    assert.equal(await visible(B.root), 21, 'the rest stays');
+  } finally {
+    if (mounted !== '') spawnSync('umount', [mounted]);
     await c.close();
   }
 });

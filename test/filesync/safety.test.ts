@@ -4,7 +4,7 @@ import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { resolveInTree, validatePeerPath } from '../../src/filesync/safety.ts';
-import { checkMassDelete, checkTree, initTree, TREE_MARKER } from '../../src/filesync/guards.ts';
+import { checkMassDelete, checkTree, initTree, mountsUnder, TREE_MARKER } from '../../src/filesync/guards.ts';
 import { FileSyncError } from '../../src/filesync/errors.ts';
 import { withTempDir } from './helpers.ts';
 
@@ -89,4 +89,25 @@ test('mass-delete guard', () => {
   assert.deepEqual(checkMassDelete(0, 0), { ok: true });
   assert.throws(() => checkMassDelete(-1, 0), isCode('E_ARG'));
   assert.throws(() => checkMassDelete(10, 1, { maxPercent: 101 }), isCode('E_ARG'));
+});
+
+test('mountsUnder: mount points strictly inside the root, octal escapes decoded, others ignored', async () => {
+  await withTempDir(async (dir) => {
+    const root = join(dir, 'my tree');
+    await mkdir(root);
+    const info = join(dir, 'mountinfo');
+    const esc = (p: string): string => p.replace(/ /g, '\\040');
+    await writeFile(info, [
+      '22 27 0:21 / /proc rw,relatime - proc proc rw',
+      `40 27 8:1 / ${esc(root)} rw - ext4 /dev/sda1 rw`,
+      `41 40 0:50 / ${esc(join(root, 'up loads'))} rw - tmpfs tmpfs rw`,
+      `42 41 0:51 / ${esc(join(root, 'up loads/deeper'))} rw - nfs srv:/x rw`,
+      `43 27 0:52 / ${esc(`${root}-sibling`)} rw - tmpfs tmpfs rw`,
+      `44 27 0:53 / ${esc(join(root, '..x'))} rw - tmpfs tmpfs rw`,
+      '',
+    ].join('\n'));
+    assert.deepEqual(await mountsUnder(root, info), ['..x', 'up loads', 'up loads/deeper']);
+    assert.deepEqual(await mountsUnder(join(dir, 'missing'), info), []);
+    assert.deepEqual(await mountsUnder(root, join(dir, 'no-such-mountinfo')), []);
+  });
 });
