@@ -25,7 +25,9 @@ type MetaCheck = { mode: boolean; owner: boolean };
 /** Does stat `st` (null: nothing there) show what `rec` says? `target`: the link's target, read on demand. */
 function statMatches(st: BigIntStats | null, rec: IndexRecord | undefined, meta: MetaCheck | undefined, target: () => string | null | Promise<string | null>): boolean | Promise<boolean> {
   if (st === null) return rec === undefined || rec.deleted;
-  if (rec === undefined || rec.deleted) return false;
+  // A directory deleted by a peer but kept for content we do not sync: its tombstone names it.
+  if (rec?.deleted === true) return rec.type === 'dir' && rec.ino !== 0n && st.isDirectory() && st.ino === rec.ino;
+  if (rec === undefined) return false;
   if (meta !== undefined && !st.isSymbolicLink()) {
     if (meta.mode && Number(st.mode & 0o7777n) !== rec.mode) return false;
     if (meta.owner && (Number(st.uid) !== rec.uid || Number(st.gid) !== rec.gid)) return false;

@@ -55,7 +55,7 @@ export class IndexStore {
     const out = new Map<string, IndexRecord>();
     for (const r of rows) {
       const rec: IndexRecord = {
-        path: r.path, type: r.type as EntryType, deleted: r.deleted === 1, version: validateVector(JSON.parse(r.version)),
+        path: r.path, type: r.type as EntryType, deleted: r.deleted === 1, version: validateVector(JSON.parse(r.version), Number.MAX_SAFE_INTEGER),
         modifiedBy: r.modified_by, mtimeNs: BigInt(r.mtime_ns), mode: r.mode, uid: r.uid, gid: r.gid, size: r.size,
         stMtimeNs: BigInt(r.st_mtime_ns), ino: BigInt(r.ino), racy: r.racy === 1,
       };

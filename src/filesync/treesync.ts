@@ -14,6 +14,7 @@
  * Depends on: index/scanner, resolve, guards, safety, transfer, diskops, indexstore, buckets.
  */
 import { createHash } from 'node:crypto';
+import { lstatSync } from 'node:fs';
 import { mkdir, readdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { PeerAddress, RpcClientPool } from '../rpc/client.ts';
@@ -164,6 +165,8 @@ interface ApplyCtx {
   syncDirs: Set<string>;
   /** Tree-relative directories whose entries this run wrote or removed: their mtimes are set back at the end. */
   touched: Set<string>;
+  /** Directories deleted by the peer but kept for excluded content: path → inode (see #heldBy). */
+  kept: Map<string, bigint>;
 }
 
 /** Content to fetch; `done` gets the written file's stat or the error. */
@@ -239,7 +242,7 @@ export class TreeSync {
   #gen = 0;
   /** The sorted entry list of the last files.entries request with more pages to come. */
   #entriesList: { key: string; gen: number; list: { b: number; r: IndexRecord }[] } | undefined;
-  /** Local deletes recorded by recent scans (the mass-delete guard counts them together). */
+  /** Local deletes net of creations recorded by recent scans (the mass-delete guard counts them together). */
   #recentDeletes: { at: number; n: number }[] = [];
 
   constructor(cfg: TreeConfig, host: TreeHost) {
@@ -344,7 +347,9 @@ export class TreeSync {
   #put(before: IndexRecord | undefined, after: IndexRecord): void {
     this.#gen++;
     this.#summary.update(before, after);
-    const own = after.version[this.#host.node] ?? 0;
+    // Only versions this node made move its clock: a peer's record claiming a huge counter of
+    // ours would otherwise push every later version of ours past what peers accept.
+    const own = after.modifiedBy === this.#host.node ? (after.version[this.#host.node] ?? 0) : 0;
     if (own > this.#clock) this.#clock = own;
     const old = this.#index.get(after.path);
     // Confirmations were for that exact tombstone.
@@ -484,12 +489,14 @@ export class TreeSync {
   }
 
   /**
-   * Is directory `rel` held only by content this tree does not sync (excluded entries, our temp
-   * files; directories holding nothing else)? Such a directory, deleted by a peer, stays on disk
-   * for that content — as with rsync --delete — while its tombstone is kept, neither failing
-   * forever nor coming back as a new directory. Excluded directories are not read.
+   * What holds directory `rel`: only content this tree does not sync ('excluded': excluded
+   * entries, our temp files, directories kept for such content themselves), nothing ('empty'),
+   * or content it syncs ('content'). A directory deleted by a peer but held by excluded content
+   * stays on disk for it — as with rsync --delete — and its tombstone records the directory's
+   * inode (see #isKept): the delete neither fails forever nor comes back as a new directory.
+   * Excluded directories are not read.
    */
-  async #keptForExcluded(rel: string): Promise<boolean> {
+  async #heldBy(rel: string): Promise<'excluded' | 'empty' | 'content'> {
     let held = false;
     const walk = async (dir: string): Promise<boolean> => {
       const ents = await readdir(join(this.cfg.root, dir), { withFileTypes: true }).catch(() => null);
@@ -497,11 +504,17 @@ export class TreeSync {
       for (const e of ents) {
         const child = `${dir}/${e.name}`;
         if ((e.name.startsWith(TEMP_PREFIX) && e.name.endsWith(TEMP_SUFFIX)) || this.#excluded(child, e.isDirectory())) held = true;
-        else if (!e.isDirectory() || !(await walk(child))) return false;
+        else if (!e.isDirectory() || !this.#isKept(child, await lstatOrNull(join(this.cfg.root, child))) || !(await walk(child))) return false;
       }
       return true;
     };
-    return (await walk(rel)) && held;
+    return !(await walk(rel)) ? 'content' : held ? 'excluded' : 'empty';
+  }
+
+  /** Is `st` (of `rel`) the directory kept for excluded content after its delete (its tombstone names its inode)? */
+  #isKept(rel: string, st: { ino: bigint; isDirectory(): boolean } | null): boolean {
+    const t = this.#index.get(rel);
+    return st !== null && t !== undefined && t.deleted && t.type === 'dir' && t.ino !== 0n && st.isDirectory() && st.ino === t.ino;
   }
 
   #pause(reason: string): void {
@@ -570,7 +583,7 @@ export class TreeSync {
     // (what the scan found in its place is not looked at either).
     const gone = await this.#goneMounts();
     const blind = [...res.problems.map((p) => p.path), ...gone];
-    for (const g of gone) for (const path of res.entries.keys()) if (under(path, g) && path !== g) res.entries.delete(path);
+    for (const g of gone) for (const path of res.entries.keys()) if (under(path, g)) res.entries.delete(path); // the mount point too: its own metadata is the missing filesystem's
     for (const p of res.problems) this.#log.warn(p, 'scan problem');
     const stalePartials = await removeStalePartials(this.cfg.root, res.partials);
     if (stalePartials > 0) this.#log.info({ removed: stalePartials }, 'removed partial files of transfers not resumed for a day');
@@ -582,12 +595,23 @@ export class TreeSync {
     const changes: Change[] = [];
     const live = this.#index.size - this.#tombs.size;
     let deletes = 0;
+    let creates = 0;
     for (const e of res.entries.values()) {
       const rec = this.#index.get(e.path);
       const fresh = rec === undefined || rec.deleted;
-      // Deleted in the pool, here only for content we do not sync: stays deleted (see #keptForExcluded).
-      if (rec?.deleted === true && e.type === 'dir' && (await this.#keptForExcluded(e.path))) continue;
+      // Deleted in the pool, kept here for content we do not sync (see #heldBy): stays deleted
+      // while that content is there, and goes once it is gone; real content brings it back.
+      if (this.#isKept(e.path, { ino: e.ino, isDirectory: () => e.type === 'dir' })) {
+        const held = await this.#heldBy(e.path);
+        if (held === 'excluded') continue;
+        if (held === 'empty') {
+          this.#selfWrite(e.path, true);
+          await removePath(join(this.cfg.root, e.path)).catch(() => undefined);
+          continue;
+        }
+      }
       const changed = fresh || this.#differs(rec, e);
+      if (fresh) creates++;
       const statOnly = !changed && (rec.ino !== e.ino || rec.stMtimeNs !== e.mtimeNs || rec.racy !== (e.racy === true));
       if (!changed && !statOnly) continue;
       const after: IndexRecord = {
@@ -614,16 +638,20 @@ export class TreeSync {
     }
     // Deletes of the last MASS_DELETE_WINDOW_MS count together: an rm -rf spread over several
     // scans (a slow disk, a long stream of events) must not pass in slices of a shrinking tree.
+    // Counted: deletes net of paths created since (churn, moves and renames shrink nothing), from
+    // the window's high point (creations before deletes do not pay for them).
     const now = Date.now();
     this.#recentDeletes = this.#allowMassDelete ? [] : this.#recentDeletes.filter((d) => now - d.at < MASS_DELETE_WINDOW_MS);
-    const earlier = this.#recentDeletes.reduce((n, d) => n + d.n, 0);
+    const earlier = this.#recentDeletes.reduce((shrunk, d) => Math.max(0, shrunk + d.n), 0);
     if (!this.#allowMassDelete) {
-      const md = checkMassDelete(live + earlier, deletes + earlier, { maxPercent: this.cfg.maxDeletePercent });
-      if (!md.ok) {
-        this.#pause(`mass-delete: local ${md.message}${earlier > 0 ? ` (${earlier} of them deleted by the previous scans of the last ${MASS_DELETE_WINDOW_MS / 60_000} minutes)` : ''}`);
-        return [];
+      if (deletes > 0) {
+        const md = checkMassDelete(live + earlier, deletes + earlier, { maxPercent: this.cfg.maxDeletePercent });
+        if (!md.ok) {
+          this.#pause(`mass-delete: local ${md.message}${earlier > 0 ? ` (${earlier} of them deleted by the previous scans of the last ${MASS_DELETE_WINDOW_MS / 60_000} minutes)` : ''}`);
+          return [];
+        }
       }
-      if (deletes > 0) this.#recentDeletes.push({ at: now, n: deletes });
+      if (deletes > 0 || creates > 0) this.#recentDeletes.push({ at: now, n: deletes - creates });
     }
     this.#allowMassDelete = false;
     this.#commit(changes);
@@ -882,6 +910,9 @@ export class TreeSync {
     const purge: IndexRecord[] = [];
     for (const path of this.#tombs) {
       const t = this.#index.get(path)!;
+      // A directory kept for excluded content keeps its tombstone while it is there (else it would
+      // come back as new).
+      if (t.type === 'dir' && t.ino !== 0n && this.#isKept(path, lstatSync(join(this.cfg.root, path), { bigint: true, throwIfNoEntry: false }) ?? null)) continue;
       const age = this.#age(t, now);
       if (age >= this.cfg.tombstoneMaxAgeMs || (age >= this.cfg.tombstoneMinAgeMs && ackers.every((n) => this.#acks.get(path)?.has(n) === true))) purge.push(t);
     }
@@ -1153,7 +1184,7 @@ export class TreeSync {
       for (const r of remotes) {
         if (this.#excluded(r.path, r.type === 'dir')) continue;
         // Nothing is written where a nested filesystem is missing: it waits for the mount.
-        if (gone.some((g) => under(r.path, g) && r.path !== g)) {
+        if (gone.some((g) => under(r.path, g))) {
           held++;
           continue;
         }
@@ -1195,7 +1226,7 @@ export class TreeSync {
     const dels = work.filter((w) => w.d.action === 'take-remote' && w.remote.deleted).sort((a, b) => depth(b.remote.path) - depth(a.remote.path));
     const retry: Work[] = [];
     const localChanges: IndexRecord[] = [];
-    const ctx: ApplyCtx = { checked: new Set(), syncDirs: new Set(), touched: new Set() };
+    const ctx: ApplyCtx = { checked: new Set(), syncDirs: new Set(), touched: new Set(), kept: new Map() };
     let fetches: FetchJob[] = [];
     const failed = (w: Work, e: unknown, last: boolean): void => {
       if (e instanceof Skip) {
@@ -1370,7 +1401,7 @@ export class TreeSync {
         });
         return null;
       }
-      this.#commit([{ before: local, after: r.deleted ? { ...r, version: d.version, ino: 0n, stMtimeNs: 0n, racy: false } : await this.#recordFor(abs, r, d.version) }]);
+      this.#commit([{ before: local, after: r.deleted ? { ...r, version: d.version, ino: ctx.kept.get(r.path) ?? 0n, stMtimeNs: 0n, racy: false } : await this.#recordFor(abs, r, d.version) }]);
       return [];
     }
     if (d.action !== 'conflict') return [];
@@ -1437,7 +1468,10 @@ export class TreeSync {
       try {
         await removePath(abs);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || !(await this.#keptForExcluded(r.path))) throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || r.type !== 'dir' || (await this.#heldBy(r.path)) !== 'excluded') throw e;
+        const st = await lstatOrNull(abs);
+        if (st?.isDirectory() !== true) throw e;
+        ctx.kept.set(r.path, st.ino);
         this.#log.info({ path: r.path }, 'a directory deleted by a peer stays here for its excluded content');
       }
       this.#files.deleted++;

@@ -78,8 +78,11 @@ function checkNodeId(node: string): void {
   }
 }
 
-/** Checks a vector decoded from a peer: plain object, bounded size, positive integer counters. */
-export function validateVector(v: unknown): VersionVector {
+/**
+ * Checks a vector decoded from a peer: plain object, bounded size, integer counters 1..maxCounter
+ * (MAX_COUNTER for peers; the Store's own records are read with Number.MAX_SAFE_INTEGER).
+ */
+export function validateVector(v: unknown, maxCounter = MAX_COUNTER): VersionVector {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array || v instanceof Map) {
     throw new FileSyncError('E_WIRE', 'version vector must be a map of node → counter');
   }
@@ -89,7 +92,7 @@ export function validateVector(v: unknown): VersionVector {
   for (const k of keys) {
     const c = (v as Record<string, unknown>)[k];
     if (k === '' || Buffer.byteLength(k) > MAX_NODE_ID_BYTES || k.includes('\0')) throw new FileSyncError('E_WIRE', `invalid node id ${JSON.stringify(k.slice(0, 64))}`);
-    if (typeof c !== 'number' || !Number.isSafeInteger(c) || c < 1 || c > MAX_COUNTER) throw new FileSyncError('E_WIRE', `counter of ${JSON.stringify(k.slice(0, 64))} must be an integer 1..${MAX_COUNTER}`);
+    if (typeof c !== 'number' || !Number.isSafeInteger(c) || c < 1 || c > maxCounter) throw new FileSyncError('E_WIRE', `counter of ${JSON.stringify(k.slice(0, 64))} must be an integer 1..${maxCounter}`);
     out[k] = c;
   }
   return Object.freeze(out);

@@ -180,6 +180,49 @@ test('a directory deleted on a peer but holding excluded files here stays for th
     await A.svc.scanNow('www');
     await waitFor('b in sync with a, nothing failing', () => B.svc.status('www')[0]!.peers.every((p) => p.state === 'in-sync' && p.lastError === null));
     await assert.rejects(stat(join(A.root, 'app1')), { code: 'ENOENT' }, 'app1 did not come back to a');
+
+    // a makes app1 again: b takes it over its kept directory (no skip), excluded content untouched.
+    await mkdir(join(A.root, 'app1'));
+    await writeFile(join(A.root, 'app1/again.txt'), 'again');
+    await A.svc.scanNow('www');
+    await waitFor('b has app1 again', async () => (await readFile(join(B.root, 'app1/again.txt'), 'utf8').catch(() => '')) === 'again');
+    assert.equal(B.svc.tree('www').record('app1')?.deleted, false);
+    assert.equal(await readFile(join(B.root, 'app1/error.log'), 'utf8'), 'local log');
+  } finally {
+    await c.close();
+  }
+});
+
+test('a directory kept for excluded content: its tombstone outlives the purge there, and it goes once that content is gone', async () => {
+  const c = await makeCluster({ names: ['a', 'b'], watch: false, tree: { exclude: ['*.log'], tombstoneMinAgeMs: 500 } });
+  try {
+    const A = await c.start('a');
+    const B = await c.start('b');
+    for (let i = 0; i < 10; i++) await writeFile(join(A.root, `keep${i}`), 'x');
+    await mkdir(join(A.root, 'app1'));
+    await writeFile(join(A.root, 'app1/x.txt'), 'synced');
+    await A.svc.scanNow('www');
+    await waitFor('b has app1', async () => (await readFile(join(B.root, 'app1/x.txt'), 'utf8').catch(() => '')) === 'synced');
+    await writeFile(join(B.root, 'app1/error.log'), 'local log');
+    await B.svc.scanNow('www');
+    await waitFor('a has b\'s app1 version', () => JSON.stringify(A.svc.tree('www').record('app1')?.version) === JSON.stringify(B.svc.tree('www').record('app1')?.version));
+    await rm(join(A.root, 'app1'), { recursive: true });
+    await A.svc.scanNow('www');
+    await waitFor('b took the delete', () => B.svc.tree('www').record('app1')?.deleted === true);
+    // Both confirmed; a purges after the minimum age, b keeps its tombstone while app1 is there.
+    await waitFor('a purged app1', () => A.svc.tree('www').record('app1') === undefined, 30_000);
+    await B.svc.scanNow('www');
+    B.svc.tree('www').catchUpAll();
+    await new Promise((r) => setTimeout(r, 1500));
+    await B.svc.scanNow('www');
+    assert.equal(B.svc.tree('www').record('app1')?.deleted, true, 'b keeps the tombstone of its kept directory');
+    await assert.rejects(stat(join(A.root, 'app1')), { code: 'ENOENT' }, 'app1 did not come back to a');
+    // The log goes (logrotate): the kept directory goes too, and still does not come back.
+    await unlink(join(B.root, 'app1/error.log'));
+    await B.svc.scanNow('www');
+    await assert.rejects(stat(join(B.root, 'app1')), { code: 'ENOENT' }, 'the empty kept directory was removed');
+    await B.svc.scanNow('www');
+    await assert.rejects(stat(join(A.root, 'app1')), { code: 'ENOENT' });
   } finally {
     await c.close();
   }

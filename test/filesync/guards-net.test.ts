@@ -82,6 +82,26 @@ test('a mass delete in slices (an rm -rf over several scans) is held too: recent
   }
 });
 
+test('churn is not a mass delete: files deleted and as many created, scan after scan', async () => {
+  const c = await makeCluster({ names: ['a', 'b'], watch: false });
+  try {
+    await c.start('a');
+    await c.start('b');
+    for (let i = 0; i < 30; i++) await writeFile(join(c.node('a').root, `f${i}`), `x${i}`);
+    await c.node('a').svc.scanNow('www');
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 9; i++) {
+        await unlink(join(c.node('a').root, `f${round * 9 + i}`));
+        await writeFile(join(c.node('a').root, `n${round * 9 + i}`), 'new');
+      }
+      await c.node('a').svc.scanNow('www');
+      assert.equal(c.node('a').svc.status('www')[0]!.paused, null, `round ${round}`);
+    }
+  } finally {
+    await c.close();
+  }
+});
+
 test('post-sync actions run once after a burst of changes', async () => {
   const c = await makeCluster({ names: ['a', 'b'], watch: false, tree: { postSync: [{ run: 'echo "$MULTIALL_TREE $MULTIALL_CHANGED" >> ../post.log', timeoutMs: 5000 }], debounceMs: 300 } });
   try {
@@ -111,7 +131,7 @@ test('a filesystem mounted inside the tree that goes away: nothing deleted on pe
     const A = await c.start('a');
     const B = await c.start('b');
     const disk = join(c.dir, 'uploads-disk');
-    await mkdir(disk);
+    await mkdir(disk, { mode: 0o700 });
     for (let i = 0; i < 5; i++) await writeFile(join(disk, `u${i}`), `upload ${i}`);
     for (let i = 0; i < 20; i++) await writeFile(join(A.root, `k${i}`), `keep ${i}`);
     await mkdir(join(A.root, 'uploads'));
@@ -123,6 +143,7 @@ test('a filesystem mounted inside the tree that goes away: nothing deleted on pe
     mounted = '';
     await A.svc.scanNow('www');
     assert.equal(A.svc.tree('www').record('uploads/u0')?.deleted, false, 'not taken as deleted on a');
+    assert.equal(A.svc.tree('www').record('uploads')?.mode, 0o700, 'the empty mount point\'s own mode (0755) is not taken either');
     await writeFile(join(B.root, 'uploads', 'from-b'), 'new on b');
     await B.svc.scanNow('www');
     await waitFor('a heard of b\'s new file and held it', () => (A.svc.status('www')[0]!.peers.find((p) => p.peer === 'b')?.behind ?? 0) > 0);
