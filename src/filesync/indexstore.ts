@@ -66,14 +66,18 @@ export class IndexStore {
     return out;
   }
 
-  /** Writes records in one transaction, with this node's clock (see clock()) when given. */
-  save(recs: Iterable<IndexRecord>, clock?: number): void {
+  /**
+   * Writes records in one transaction, with this node's clock (see clock()) and changed tombstone
+   * confirmations when given: a crash cannot leave a new tombstone with its predecessor's.
+   */
+  save(recs: Iterable<IndexRecord>, extra: { clock?: number; acks?: Map<string, ReadonlySet<string> | undefined> } = {}): void {
     this.#store.transaction(() => {
       for (const r of recs) {
         this.#put.run(this.#tree, r.path, r.type, r.deleted ? 1 : 0, JSON.stringify(r.version), r.modifiedBy, String(r.mtimeNs),
           r.mode, r.uid, r.gid, r.size, r.hash ?? null, r.target ?? null, String(r.stMtimeNs), String(r.ino), r.racy ? 1 : 0);
       }
-      if (clock !== undefined) this.#store.kvSet(this.#clockKey, String(clock));
+      if (extra.clock !== undefined) this.#store.kvSet(this.#clockKey, String(extra.clock));
+      if (extra.acks !== undefined) this.#writeAcks(extra.acks);
     });
   }
 
@@ -138,14 +142,16 @@ export class IndexStore {
 
   /** Replaces the confirmations of each given path (an empty or missing set: none), in one transaction. */
   saveAcks(acks: Map<string, ReadonlySet<string> | undefined>): void {
+    this.#store.transaction(() => this.#writeAcks(acks));
+  }
+
+  #writeAcks(acks: Map<string, ReadonlySet<string> | undefined>): void {
     const del = this.#store.db.prepare('DELETE FROM fs_acks WHERE tree = ? AND path = ?');
     const put = this.#store.db.prepare('INSERT INTO fs_acks(tree, path, peer) VALUES (?, ?, ?)');
-    this.#store.transaction(() => {
-      for (const [path, peers] of acks) {
-        del.run(this.#tree, path);
-        for (const peer of peers ?? []) put.run(this.#tree, path, peer);
-      }
-    });
+    for (const [path, peers] of acks) {
+      del.run(this.#tree, path);
+      for (const peer of peers ?? []) put.run(this.#tree, path, peer);
+    }
   }
 
   identity(): TreeIdentity | undefined {

@@ -278,7 +278,7 @@ export class TreeSync {
     this.#mounts = new Set(this.#db.mounts());
     for (const r of this.#db.load().values()) this.#put(undefined, r);
     // A Store written before the clock was kept: it starts from the index, before any purge.
-    if (this.#clock > this.#clockSaved) this.#db.save([], (this.#clockSaved = this.#clock));
+    if (this.#clock > this.#clockSaved) this.#db.save([], { clock: (this.#clockSaved = this.#clock) });
     for (const [path, peers] of this.#db.acks()) {
       if (this.#tombs.has(path)) this.#acks.set(path, peers);
       else this.#acksDirty.add(path); // stale (e.g. written before a crash lost the tombstone's row)
@@ -377,18 +377,16 @@ export class TreeSync {
     }
   }
 
-  /** Writes pending index changes (and the clock, if it moved) in one transaction, then changed tombstone confirmations. */
+  /** Writes pending index changes, the clock if it moved, and changed tombstone confirmations in one transaction. */
   #flushDb(): void {
+    const acks = this.#acksDirty.size > 0 ? new Map([...this.#acksDirty].map((p) => [p, this.#acks.get(p)])) : undefined;
+    this.#acksDirty.clear();
     if (this.#dirty.size > 0) {
       const recs = this.#dirty;
       this.#dirty = new Map();
-      this.#db.save(recs.values(), this.#clock > this.#clockSaved ? this.#clock : undefined);
+      this.#db.save(recs.values(), { ...(this.#clock > this.#clockSaved ? { clock: this.#clock } : {}), ...(acks ? { acks } : {}) });
       this.#clockSaved = Math.max(this.#clockSaved, this.#clock);
-    }
-    if (this.#acksDirty.size > 0) {
-      this.#db.saveAcks(new Map([...this.#acksDirty].map((p) => [p, this.#acks.get(p)])));
-      this.#acksDirty.clear();
-    }
+    } else if (acks !== undefined) this.#db.saveAcks(acks);
   }
 
   // ------------------------------------------------------------------ our own writes vs the watcher
@@ -885,14 +883,18 @@ export class TreeSync {
    * (purged it already, or never had it: either way no copy to bring back). On a receiver only
    * the latter counts: it drops a tombstone once its sources did.
    */
-  #ackListed(peer: string, buckets: number[], listed: Map<string, FileVersion['version']>): void {
+  #ackListed(peer: string, buckets: number[], listed: Map<string, FileVersion['version']>, before: Map<string, FileVersion['version']>): void {
     if (this.#tombs.size === 0) return;
     const asked = new Set(buckets);
     for (const path of this.#tombs) {
       if (!asked.has(bucketOf(path))) continue;
       const v = listed.get(path);
-      const order = v === undefined ? undefined : compare(v, this.#index.get(path)!.version);
-      if (v === undefined || (!this.#receiver && (order === 'equal' || order === 'dominates'))) this.#ack(path, peer);
+      const mine = this.#index.get(path)!.version;
+      const order = v === undefined ? undefined : compare(v, mine);
+      // "No record" confirms only a tombstone we held before the peer's pages were served: one
+      // made during the catch-up may be of a file the peer received after listing.
+      const had = before.get(path);
+      if ((v === undefined && had !== undefined && compare(had, mine) === 'equal') || (!this.#receiver && (order === 'equal' || order === 'dominates'))) this.#ack(path, peer);
     }
   }
 
@@ -991,6 +993,7 @@ export class TreeSync {
     let failed = 0;
     let pending = 0;
     if (diff.length > 0 && this.#paused === undefined) {
+      const tombsBefore = new Map([...this.#tombs].map((path) => [path, this.#index.get(path)!.version]));
       const fetchPage = (after?: [number, string]): Promise<unknown> => this.#host.peers.call(this.#addr(m), 'files.entries', { tree: this.cfg.name, buckets: diff, ...(after ? { after } : {}) }, { timeoutMs });
       let pagePromise = fetchPage();
       let waiting: FileVersion[] = [];
@@ -1028,7 +1031,7 @@ export class TreeSync {
         if (page.next === undefined) break;
       }
       diff = this.#summary.diff(res.summary);
-      this.#ackListed(m.name, asked, listed);
+      this.#ackListed(m.name, asked, listed, tombsBefore);
     }
     this.#ackSummary(m.name, res.summary);
     this.#flushDb(); // confirmations gathered by this catch-up
