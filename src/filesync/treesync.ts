@@ -1171,7 +1171,10 @@ export class TreeSync {
 
   /** Resolves and applies entries received from `peer`. */
   applyRemote(peer: string, received: WireVersion[]): Promise<{ applied: number; failed: number; skipped: number }> {
-    const remotes = received.map((r) => this.#localOwner(r));
+    // A tombstone's mtime is when the delete happened and decides when it is purged: one from the
+    // future (a peer's clock, or a hostile peer) would never be, so it counts from now here.
+    const nowNs = BigInt(Date.now()) * 1_000_000n;
+    const remotes = received.map((r) => this.#localOwner(r.deleted && r.mtimeNs > nowNs ? { ...r, mtimeNs: nowNs } : r));
     return this.#serial(async () => {
       const none = { applied: 0, failed: 0, skipped: 0 };
       if (this.#stopped || this.#identity === undefined || this.#paused !== undefined) return none;

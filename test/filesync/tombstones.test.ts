@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeCluster, waitFor, type Cluster } from './cluster.ts';
+import { encodeEntry } from '../../src/filesync/protocol.ts';
+import type { PeerAddress } from '../../src/rpc/client.ts';
 
 const exists = (c: Cluster, n: string, p: string): Promise<boolean> => stat(join(c.node(n).root, p)).then(() => true, () => false);
 const rec = (c: Cluster, n: string, p: string) => c.node(n).svc.tree('www').record(p);
@@ -88,6 +90,22 @@ test('confirmations survive a restart: with every peer offline, a node still pur
     await rounds(c, 'a', 'b', 2);
     assert.equal(await readFile(join(c.node('a').root, 'gone.txt'), 'utf8'), 'back again', 'the new file survives on a');
     assert.equal(rec(c, 'a', 'gone.txt')?.deleted, false);
+  } finally {
+    await c.close();
+  }
+});
+
+test('a tombstone dated in the future (a peer\'s clock) still expires: its age counts from when it arrived', async () => {
+  const c = await makeCluster({ names: ['a', 'b', 'c'], watch: false, tree: { tombstoneMinAgeMs: 500, tombstoneMaxAgeMs: 1500 } });
+  try {
+    await c.start('a');
+    await c.start('b');
+    // c is a member that never comes: nobody can confirm everything, only the maximum age purges.
+    const future = BigInt(Date.now() + 10 * 365 * 86_400_000) * 1_000_000n;
+    const tomb = encodeEntry({ path: 'from-the-future', type: 'file', deleted: true, version: { b: 7 }, modifiedBy: 'b', mtimeNs: future, mode: 0o644, uid: 0, gid: 0, size: 0 });
+    await c.node('b').pool.call(c.members.get('a')!.address as PeerAddress, 'files.notify', { tree: 'www', entries: [tomb] });
+    await waitFor('a recorded the tombstone', () => rec(c, 'a', 'from-the-future')?.deleted === true);
+    await waitFor('a purged it past the maximum age', () => rec(c, 'a', 'from-the-future') === undefined, 20_000);
   } finally {
     await c.close();
   }
