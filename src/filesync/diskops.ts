@@ -22,11 +22,18 @@ export async function lstatOrNull(abs: string): Promise<BigIntStats | null> {
 
 type MetaCheck = { mode: boolean; owner: boolean };
 
+/**
+ * Is `st` the directory that tombstone `rec` names: deleted by a peer but kept here for content
+ * this node does not sync (treesync.ts, #heldBy)? Such a tombstone records the directory's inode.
+ */
+export function isKeptDir(st: { ino: bigint; isDirectory(): boolean } | null, rec: IndexRecord | undefined): boolean {
+  return st !== null && rec !== undefined && rec.deleted && rec.type === 'dir' && rec.ino !== 0n && st.isDirectory() && st.ino === rec.ino;
+}
+
 /** Does stat `st` (null: nothing there) show what `rec` says? `target`: the link's target, read on demand. */
 function statMatches(st: BigIntStats | null, rec: IndexRecord | undefined, meta: MetaCheck | undefined, target: () => string | null | Promise<string | null>): boolean | Promise<boolean> {
   if (st === null) return rec === undefined || rec.deleted;
-  // A directory deleted by a peer but kept for content we do not sync: its tombstone names it.
-  if (rec?.deleted === true) return rec.type === 'dir' && rec.ino !== 0n && st.isDirectory() && st.ino === rec.ino;
+  if (rec?.deleted === true) return isKeptDir(st, rec);
   if (rec === undefined) return false;
   if (meta !== undefined && !st.isSymbolicLink()) {
     if (meta.mode && Number(st.mode & 0o7777n) !== rec.mode) return false;

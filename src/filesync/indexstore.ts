@@ -70,13 +70,13 @@ export class IndexStore {
    * Writes records in one transaction, with this node's clock (see clock()) and changed tombstone
    * confirmations when given: a crash cannot leave a new tombstone with its predecessor's.
    */
-  save(recs: Iterable<IndexRecord>, extra: { clock?: number; acks?: Map<string, ReadonlySet<string> | undefined> } = {}): void {
+  save(recs: Iterable<IndexRecord>, extra: { clock?: number | undefined; acks?: Map<string, ReadonlySet<string> | undefined> | undefined } = {}): void {
     this.#store.transaction(() => {
       for (const r of recs) {
         this.#put.run(this.#tree, r.path, r.type, r.deleted ? 1 : 0, JSON.stringify(r.version), r.modifiedBy, String(r.mtimeNs),
           r.mode, r.uid, r.gid, r.size, r.hash ?? null, r.target ?? null, String(r.stMtimeNs), String(r.ino), r.racy ? 1 : 0);
       }
-      if (extra.clock !== undefined) this.#store.kvSet(this.#clockKey, String(extra.clock));
+      if (extra.clock !== undefined) this.#store.kvSet(this.#key('clock'), String(extra.clock));
       if (extra.acks !== undefined) this.#writeAcks(extra.acks);
     });
   }
@@ -86,26 +86,27 @@ export class IndexStore {
    * purged tombstones and an index cleared by a resync (kept in the Store's kv table).
    */
   clock(): number {
-    const v = Number(this.#store.kvGet(this.#clockKey) ?? 0);
+    const v = Number(this.#store.kvGet(this.#key('clock')) ?? 0);
     return Number.isSafeInteger(v) && v > 0 ? v : 0;
   }
 
-  get #clockKey(): string {
-    return `files.clock.${this.#tree}`;
+  /** This tree's key in the Store's kv table: `files.<name>.<tree>`. */
+  #key(name: 'clock' | 'mounts'): string {
+    return `files.${name}.${this.#tree}`;
   }
 
   /** Mount points seen inside the tree (tree-relative), so that one gone is noticed after a restart too. */
   mounts(): string[] {
     try {
-      const v: unknown = JSON.parse(this.#store.kvGet(`files.mounts.${this.#tree}`) ?? '[]');
+      const v: unknown = JSON.parse(this.#store.kvGet(this.#key('mounts')) ?? '[]');
       return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
     } catch {
       return [];
     }
   }
 
-  setMounts(mounts: string[]): void {
-    this.#store.kvSet(`files.mounts.${this.#tree}`, JSON.stringify(mounts));
+  setMounts(mounts: Iterable<string>): void {
+    this.#store.kvSet(this.#key('mounts'), JSON.stringify([...mounts].sort()));
   }
 
   /** Forgets records (purged tombstones) and their confirmations in one transaction. */

@@ -26,7 +26,7 @@ import { Summary, bucketOf } from './buckets.ts';
 import { FileSyncError } from './errors.ts';
 import { TEMP_PREFIX, TEMP_SUFFIX, syncDir } from './delta/index.ts';
 import type { PatchOptions, PatchResult } from './delta/index.ts';
-import { CAN_CHOWN, applyMeta, clearForType, diskMatches, diskMatchesNow, ensureDir, lstatOrNull, removePath, setDirTime, writeSymlink } from './diskops.ts';
+import { CAN_CHOWN, applyMeta, clearForType, diskMatches, diskMatchesNow, ensureDir, isKeptDir, lstatOrNull, removePath, setDirTime, writeSymlink } from './diskops.ts';
 import { checkMassDelete, checkTree, initTree, mountsUnder } from './guards.ts';
 import type { TreeIdentity } from './guards.ts';
 import type { Entry } from './index/entry.ts';
@@ -384,7 +384,7 @@ export class TreeSync {
     if (this.#dirty.size > 0) {
       const recs = this.#dirty;
       this.#dirty = new Map();
-      this.#db.save(recs.values(), { ...(this.#clock > this.#clockSaved ? { clock: this.#clock } : {}), ...(acks ? { acks } : {}) });
+      this.#db.save(recs.values(), { clock: this.#clock > this.#clockSaved ? this.#clock : undefined, acks });
       this.#clockSaved = Math.max(this.#clockSaved, this.#clock);
     } else if (acks !== undefined) this.#db.saveAcks(acks);
   }
@@ -468,10 +468,7 @@ export class TreeSync {
   async #goneMounts(): Promise<string[]> {
     const now = await mountsUnder(this.cfg.root);
     const gone = [...this.#mounts].filter((m) => !now.includes(m));
-    if (now.some((m) => !this.#mounts.has(m))) {
-      for (const m of now) this.#mounts.add(m);
-      this.#db.setMounts([...this.#mounts].sort());
-    }
+    if (now.some((m) => !this.#mounts.has(m))) this.#db.setMounts((this.#mounts = new Set([...this.#mounts, ...now])));
     const key = gone.join('\0');
     if (key !== this.#goneWarned) {
       this.#goneWarned = key;
@@ -491,7 +488,7 @@ export class TreeSync {
    * entries, our temp files, directories kept for such content themselves), nothing ('empty'),
    * or content it syncs ('content'). A directory deleted by a peer but held by excluded content
    * stays on disk for it — as with rsync --delete — and its tombstone records the directory's
-   * inode (see #isKept): the delete neither fails forever nor comes back as a new directory.
+   * inode (diskops isKeptDir): the delete neither fails forever nor comes back as a new directory.
    * Excluded directories are not read.
    */
   async #heldBy(rel: string): Promise<'excluded' | 'empty' | 'content'> {
@@ -502,17 +499,11 @@ export class TreeSync {
       for (const e of ents) {
         const child = `${dir}/${e.name}`;
         if ((e.name.startsWith(TEMP_PREFIX) && e.name.endsWith(TEMP_SUFFIX)) || this.#excluded(child, e.isDirectory())) held = true;
-        else if (!e.isDirectory() || !this.#isKept(child, await lstatOrNull(join(this.cfg.root, child))) || !(await walk(child))) return false;
+        else if (!e.isDirectory() || !isKeptDir(await lstatOrNull(join(this.cfg.root, child)), this.#index.get(child)) || !(await walk(child))) return false;
       }
       return true;
     };
     return !(await walk(rel)) ? 'content' : held ? 'excluded' : 'empty';
-  }
-
-  /** Is `st` (of `rel`) the directory kept for excluded content after its delete (its tombstone names its inode)? */
-  #isKept(rel: string, st: { ino: bigint; isDirectory(): boolean } | null): boolean {
-    const t = this.#index.get(rel);
-    return st !== null && t !== undefined && t.deleted && t.type === 'dir' && t.ino !== 0n && st.isDirectory() && st.ino === t.ino;
   }
 
   #pause(reason: string): void {
@@ -599,7 +590,7 @@ export class TreeSync {
       const fresh = rec === undefined || rec.deleted;
       // Deleted in the pool, kept here for content we do not sync (see #heldBy): stays deleted
       // while that content is there, and goes once it is gone; real content brings it back.
-      if (this.#isKept(e.path, { ino: e.ino, isDirectory: () => e.type === 'dir' })) {
+      if (isKeptDir({ ino: e.ino, isDirectory: () => e.type === 'dir' }, rec)) {
         const held = await this.#heldBy(e.path);
         if (held === 'excluded') continue;
         if (held === 'empty') {
@@ -914,7 +905,7 @@ export class TreeSync {
       const t = this.#index.get(path)!;
       // A directory kept for excluded content keeps its tombstone while it is there (else it would
       // come back as new).
-      if (t.type === 'dir' && t.ino !== 0n && this.#isKept(path, lstatSync(join(this.cfg.root, path), { bigint: true, throwIfNoEntry: false }) ?? null)) continue;
+      if (t.type === 'dir' && t.ino !== 0n && isKeptDir(lstatSync(join(this.cfg.root, path), { bigint: true, throwIfNoEntry: false }) ?? null, t)) continue;
       const age = this.#age(t, now);
       if (age >= this.cfg.tombstoneMaxAgeMs || (age >= this.cfg.tombstoneMinAgeMs && ackers.every((n) => this.#acks.get(path)?.has(n) === true))) purge.push(t);
     }
@@ -1551,8 +1542,7 @@ export class TreeSync {
       }
       if (this.#paused?.startsWith('mass-delete') === true) this.#allowMassDelete = true;
       // Nested filesystems: the ones mounted now are the tree's; one that is gone is accepted as gone.
-      this.#mounts = new Set(await mountsUnder(this.cfg.root));
-      this.#db.setMounts([...this.#mounts].sort());
+      this.#db.setMounts((this.#mounts = new Set(await mountsUnder(this.cfg.root))));
       this.#paused = undefined;
       this.#db.setPaused(null);
       this.#host.bus?.publish('files.resumed', { tree: this.cfg.name });

@@ -96,10 +96,9 @@ export class TreeWatcher {
   readonly #classify: (path: string) => EventClass;
   readonly #skipDir: (path: string) => boolean;
   /** Watched directories, by path relative to the root ('' = root). */
-  readonly #dirs = new Map<string, FSWatcher>();
+  /** Watched directories: the watch, and the directory's identity when it was made (see identity()). */
+  readonly #dirs = new Map<string, { watch: FSWatcher; id: string }>();
   #ready: Promise<void> = Promise.resolve();
-  /** Identity of each watched directory when its watch was made (see identity()). */
-  readonly #inodes = new Map<string, string>();
   #active = false;
   #timer: NodeJS.Timeout | undefined;
   #first = 0;
@@ -151,15 +150,16 @@ export class TreeWatcher {
   #watchDir(rel: string): boolean {
     if (!this.#active || this.#dirs.has(rel)) return this.#active;
     try {
-      const w = watch(rel === '' ? this.#root : join(this.#root, rel), { persistent: false }, (type, name) => this.#onEvent(rel, type, name));
+      const abs = rel === '' ? this.#root : join(this.#root, rel);
+      // The watch follows this directory (inode), not its name: a directory made anew or moved
+      // in under the same name needs a watch of its own (see #added).
+      const id = identity(lstatSync(abs, { bigint: true }));
+      const w = watch(abs, { persistent: false }, (type, name) => this.#onEvent(rel, type, name));
       w.on('error', (err) => {
         if (rel === '') this.#fail(err);
         else this.#unwatch(rel); // directory gone
       });
-      this.#dirs.set(rel, w);
-      // The watch follows this directory (inode), not its name: a directory made anew or moved
-      // in under the same name needs a watch of its own (see #added).
-      this.#inodes.set(rel, identity(lstatSync(rel === '' ? this.#root : join(this.#root, rel), { bigint: true })));
+      this.#dirs.set(rel, { watch: w, id });
       return true;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -218,7 +218,7 @@ export class TreeWatcher {
     const st = await lstat(join(this.#root, rel), { bigint: true }).catch(() => null);
     if (st?.isDirectory() === true) {
       if (this.#dirs.has(rel)) {
-        if (this.#inodes.get(rel) === identity(st)) return;
+        if (this.#dirs.get(rel)!.id === identity(st)) return;
         this.#unwatch(rel); // another directory under this name (removed and made again, swapped)
       }
       if (this.#skipDir(rel)) return;
@@ -230,9 +230,8 @@ export class TreeWatcher {
     const prefix = `${rel}/`;
     for (const [d, w] of this.#dirs) {
       if (d === rel || d.startsWith(prefix)) {
-        w.close();
+        w.watch.close();
         this.#dirs.delete(d);
-        this.#inodes.delete(d);
       }
     }
   }
@@ -270,8 +269,7 @@ export class TreeWatcher {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#scope = emptyScope();
-    for (const w of this.#dirs.values()) w.close();
+    for (const w of this.#dirs.values()) w.watch.close();
     this.#dirs.clear();
-    this.#inodes.clear();
   }
 }

@@ -3,11 +3,28 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir, rm, unlink, writeFile, lstat } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { makeCluster, waitFor } from './cluster.ts';
+import { makeCluster, waitFor, type Cluster } from './cluster.ts';
 
 /** Entries of `dir` that are not hidden (the tree marker, our temp files). */
 const visible = async (dir: string): Promise<number> => (await readdir(dir).catch(() => [])).filter((f) => !f.startsWith('.')).length;
 const count = async (dir: string): Promise<number> => (await readdir(dir).catch(() => [])).filter((f) => f.startsWith('f')).length;
+
+/** Nodes a and b with `n` files f0… written on a, scanned and present on b. */
+async function seeded(n: number): Promise<Cluster> {
+  const c = await makeCluster({ names: ['a', 'b'], watch: false });
+  await c.start('a');
+  await c.start('b');
+  for (let i = 0; i < n; i++) await writeFile(join(c.node('a').root, `f${i}`), `x${i}`);
+  await c.node('a').svc.scanNow('www');
+  await waitFor(`b has ${n} files`, async () => (await count(c.node('b').root)) === n);
+  return c;
+}
+
+/** Deletes f<from>…f<to − 1> on a and scans a. */
+async function deleteOnA(c: Cluster, from: number, to: number): Promise<void> {
+  for (let i = from; i < to; i++) await unlink(join(c.node('a').root, `f${i}`));
+  await c.node('a').svc.scanNow('www');
+}
 
 test('a vanished or unmounted root pauses the tree instead of deleting on peers; resync restores it', async () => {
   const c = await makeCluster({ names: ['a', 'b'], watch: false });
@@ -41,15 +58,9 @@ test('a vanished or unmounted root pauses the tree instead of deleting on peers;
 });
 
 test('a local mass delete pauses the tree; peers keep their files until an admin confirms', async () => {
-  const c = await makeCluster({ names: ['a', 'b'], watch: false });
+  const c = await seeded(20);
   try {
-    await c.start('a');
-    await c.start('b');
-    for (let i = 0; i < 20; i++) await writeFile(join(c.node('a').root, `f${i}`), `x${i}`);
-    await c.node('a').svc.scanNow('www');
-    await waitFor('b has 20 files', async () => (await count(c.node('b').root)) === 20);
-    for (let i = 0; i < 15; i++) await unlink(join(c.node('a').root, `f${i}`));
-    await c.node('a').svc.scanNow('www');
+    await deleteOnA(c, 0, 15);
     assert.match(c.node('a').svc.status('www')[0]!.paused ?? '', /^mass-delete: local change set deletes 15 of 20/);
     assert.equal(await count(c.node('b').root), 20, 'b keeps everything');
     await c.node('a').svc.resync('www');
@@ -61,20 +72,13 @@ test('a local mass delete pauses the tree; peers keep their files until an admin
 });
 
 test('a mass delete in slices (an rm -rf over several scans) is held too: recent deletes count together', async () => {
-  const c = await makeCluster({ names: ['a', 'b'], watch: false });
+  const c = await seeded(30);
   try {
-    await c.start('a');
-    await c.start('b');
-    for (let i = 0; i < 30; i++) await writeFile(join(c.node('a').root, `f${i}`), `x${i}`);
-    await c.node('a').svc.scanNow('www');
-    await waitFor('b has 30 files', async () => (await count(c.node('b').root)) === 30);
     // 10 of 30, then 10 of the 20 left: each slice at most half of what is left.
-    for (let i = 0; i < 10; i++) await unlink(join(c.node('a').root, `f${i}`));
-    await c.node('a').svc.scanNow('www');
+    await deleteOnA(c, 0, 10);
     assert.equal(c.node('a').svc.status('www')[0]!.paused, null, 'a third of the tree: not held');
     await waitFor('b applied the first slice', async () => (await count(c.node('b').root)) === 20);
-    for (let i = 10; i < 20; i++) await unlink(join(c.node('a').root, `f${i}`));
-    await c.node('a').svc.scanNow('www');
+    await deleteOnA(c, 10, 20);
     assert.match(c.node('a').svc.status('www')[0]!.paused ?? '', /^mass-delete: local change set deletes 20 of 30 entries .*10 of them deleted by the previous scans/);
     assert.equal(await count(c.node('b').root), 20, 'b keeps the second slice');
   } finally {
@@ -83,12 +87,8 @@ test('a mass delete in slices (an rm -rf over several scans) is held too: recent
 });
 
 test('churn is not a mass delete: files deleted and as many created, scan after scan', async () => {
-  const c = await makeCluster({ names: ['a', 'b'], watch: false });
+  const c = await seeded(30);
   try {
-    await c.start('a');
-    await c.start('b');
-    for (let i = 0; i < 30; i++) await writeFile(join(c.node('a').root, `f${i}`), `x${i}`);
-    await c.node('a').svc.scanNow('www');
     for (let round = 0; round < 3; round++) {
       for (let i = 0; i < 9; i++) {
         await unlink(join(c.node('a').root, `f${round * 9 + i}`));
